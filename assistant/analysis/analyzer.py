@@ -1,0 +1,301 @@
+"""analyze(text) -> Analysis: narratives, tactics, citations and context for one post."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..corpus import KnowledgeBase
+from ..embeddings import MultilingualUSEEmbeddings, OpenAICompatibleEmbeddings
+from ..settings import MatchingSettings
+from ..text import normalise, segments
+from .matcher import MarkerIndex, NarrativeMatcher
+from .models import (
+    Analysis,
+    Citation,
+    ContextItem,
+    Evidence,
+    ExampleEvidence,
+    NarrativeMatch,
+    PhraseEvidence,
+    Span,
+    TacticHit,
+)
+from .retrieval import PassageRetriever, documentation_locator, note_for, note_locator
+from .tactics import TacticDetector
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN = re.compile(r"[A-Za-z]")
+MAX_SEGMENTS = 24
+
+
+def detect_language(text: str) -> str:
+    cjk = len(_CJK.findall(text))
+    latin = len(_LATIN.findall(text))
+    if cjk == 0 and latin == 0:
+        return "other"
+    if cjk and latin and min(cjk * 3, latin) / max(cjk * 3, latin) > 0.35:
+        return "mixed"
+    return "zh" if cjk * 3 >= latin else "en"
+
+
+def confidence(score: float) -> str:
+    return "high" if score >= 0.8 else "moderate" if score >= 0.6 else "low"
+
+
+@dataclass
+class ExampleTable:
+    """The indexed examples held in memory for nearest-neighbour evidence."""
+
+    ids: list[str]
+    texts: list[str]
+    narratives: list[list[str]]
+    langs: list[str]
+    rationales: list[str]
+    vectors: np.ndarray
+
+
+class CitationBook:
+    """Numbers citations in order of first use, one number per (source, locator, text)."""
+
+    def __init__(self, kb: KnowledgeBase):
+        self.kb = kb
+        self.items: list[Citation] = []
+        self._keys: dict[tuple, int] = {}
+
+    def cite(self, source_id: str, locator: str, text: str, **extra) -> int | None:
+        record = self.kb.sources.get(source_id)
+        if record is None and "title" not in extra:
+            return None
+        key = (source_id, locator, text)
+        if key in self._keys:
+            return self._keys[key]
+        number = len(self.items) + 1
+        self.items.append(
+            Citation(
+                id=number,
+                source_id=source_id,
+                title=extra.get("title") or record.display_title,
+                source=extra.get("publisher") if "publisher" in extra else record.publisher,
+                author=extra.get("author", record.author if record else ""),
+                date=extra.get("date") if "date" in extra else record.date,
+                locator=locator,
+                url=extra.get("url") if "url" in extra else record.url,
+                text=text,
+                origin=extra.get("origin", "corpus"),
+            )
+        )
+        self._keys[key] = number
+        return number
+
+
+class Analyzer:
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        embeddings: MultilingualUSEEmbeddings | OpenAICompatibleEmbeddings,
+        matcher: NarrativeMatcher,
+        markers: MarkerIndex,
+        examples: ExampleTable,
+        retriever: PassageRetriever | None,
+        settings: MatchingSettings,
+    ):
+        self.kb = kb
+        self.embeddings = embeddings
+        self.matcher = matcher
+        self.markers = markers
+        self.examples = examples
+        self.retriever = retriever
+        self.settings = settings
+        self.tactics = TacticDetector(list(kb.tactics.values()))
+        self._fact_notes = {
+            (card.id, index): note_for(kb.sources[fact.source], fact.locator, fact.text)
+            for card in kb.narratives.values()
+            for index, fact in enumerate(card.facts)
+            if fact.source in kb.sources
+        }
+
+    # -- the pipeline -------------------------------------------------------
+    def analyze(self, text: str, notices: list[str] | None = None) -> Analysis:
+        normal = normalise(text)
+        lang = detect_language(normal.text)
+        spans = segments(normal.text)[:MAX_SEGMENTS]
+        pieces = [normal.text] + ([normal.text[s:e] for s, e in spans] if len(spans) > 1 else [])
+        vectors = self.embeddings.encode(pieces)
+        marker_hits = self.markers.matrix(pieces)
+        scores = self.matcher.predict(NarrativeMatcher.features(vectors, marker_hits))
+        post_scores = scores[0]
+        segment_scores = scores[1:] if len(spans) > 1 else scores[:1]
+        segment_spans = spans if len(spans) > 1 else ([(0, len(normal.text))] if normal.text else [])
+
+        order = np.argsort(-post_scores)
+        top = float(post_scores[order[0]]) if len(order) else 0.0
+        chosen: list[int] = []
+        if top >= self.matcher.threshold:
+            for j in order[: self.settings.max_narratives]:
+                score = float(post_scores[j])
+                if score >= self.matcher.threshold and score >= self.settings.secondary_ratio * top:
+                    chosen.append(int(j))
+
+        book = CitationBook(self.kb)
+        similarities = self.examples.vectors @ vectors[0] if len(self.examples.ids) else np.zeros(0)
+        matches = [
+            self._narrative(j, float(post_scores[j]), normal, segment_spans, segment_scores, similarities, book)
+            for j in chosen
+        ]
+        candidates = [
+            self._narrative(int(j), float(post_scores[j]), normal, segment_spans, segment_scores, similarities, None)
+            for j in order[:3]
+            if int(j) not in chosen and float(post_scores[j]) >= 0.05
+        ]
+        context = [item for j in chosen for item in self._context(self.matcher.ids[j], book)]
+        tactics = self._tactics(normal, book)
+        self._retrieved(vectors[0].tolist(), book, matched=bool(matches))
+        return Analysis(
+            text=text,
+            lang=lang,  # type: ignore[arg-type]
+            narratives=matches,
+            candidates=candidates,
+            tactics=tactics,
+            citations=book.items,
+            context=context,
+            threshold=round(self.matcher.threshold, 4),
+            notices=list(notices or []),
+        )
+
+    # -- pieces -------------------------------------------------------------
+    def _narrative(self, j, score, normal, segment_spans, segment_scores, similarities, book) -> NarrativeMatch:
+        narrative_id = self.matcher.ids[j]
+        card = self.kb.narratives[narrative_id]
+        phrases: list[PhraseEvidence] = []
+        for start, end in self.markers.spans(j, normal.text):
+            o_start, o_end = normal.original_span(start, end)
+            phrases.append(PhraseEvidence(start=o_start, end=o_end, text=normal.original[o_start:o_end], score=1.0, reason="marker"))
+        ranked = sorted(range(len(segment_spans)), key=lambda i: -segment_scores[i, j])
+        for i in ranked[:3]:
+            seg_score = float(segment_scores[i, j])
+            if seg_score < 0.5 * score and i != ranked[0]:
+                continue
+            o_start, o_end = normal.original_span(*segment_spans[i])
+            if any(p.start <= o_start and o_end <= p.end for p in phrases):
+                continue
+            phrases.append(
+                PhraseEvidence(start=o_start, end=o_end, text=normal.original[o_start:o_end], score=round(seg_score, 4))
+            )
+        phrases.sort(key=lambda p: (p.reason != "marker", -p.score, p.start))
+        examples = []
+        if len(similarities) and self.settings.evidence_examples:
+            members = [i for i, labels in enumerate(self.examples.narratives) if narrative_id in labels]
+            members.sort(key=lambda i: -similarities[i])
+            for i in members[: self.settings.evidence_examples]:
+                examples.append(
+                    ExampleEvidence(
+                        id=self.examples.ids[i],
+                        text=self.examples.texts[i],
+                        similarity=round(float(similarities[i]), 4),
+                        lang=self.examples.langs[i],
+                        rationale=self.examples.rationales[i],
+                    )
+                )
+        citations = []
+        if book is not None:
+            where = documentation_locator(self.kb, narrative_id)
+            if where:
+                source_id, locator = where
+                note = note_for(self.kb.sources[source_id], locator, card.summary) or card.summary
+                number = book.cite(source_id, locator, note)
+                if number:
+                    citations.append(number)
+        return NarrativeMatch(
+            id=narrative_id,
+            title=card.title,
+            score=round(min(max(score, 0.0), 1.0), 4),
+            confidence=confidence(score),  # type: ignore[arg-type]
+            summary=card.summary,
+            evidence=Evidence(phrases=phrases[:6], examples=examples),
+            citations=citations,
+        )
+
+    def _context(self, narrative_id: str, book: CitationBook) -> list[ContextItem]:
+        card = self.kb.narratives[narrative_id]
+        items = []
+        for index, fact in enumerate(card.facts):
+            if fact.source not in self.kb.sources:
+                continue
+            note = self._fact_notes.get((narrative_id, index)) or fact.text
+            number = book.cite(fact.source, fact.locator, note)
+            if number:
+                items.append(ContextItem(narrative_id=narrative_id, text=fact.text, citation=number))
+        return items
+
+    def _tactics(self, normal, book: CitationBook) -> list[TacticHit]:
+        hits = []
+        for tactic_id, spans in self.tactics.find(normal.text).items():
+            card = self.kb.tactics[tactic_id]
+            mapped = []
+            for start, end in spans:
+                o_start, o_end = normal.original_span(start, end)
+                mapped.append(Span(start=o_start, end=o_end, text=normal.original[o_start:o_end]))
+            hits.append(
+                TacticHit(
+                    id=tactic_id,
+                    name=card.name,
+                    kind=card.kind,
+                    summary=card.summary,
+                    spans=mapped,
+                    citations=[n for n in [self._cite_tactic(card, book)] if n],
+                )
+            )
+        hits.sort(key=lambda hit: (hit.kind != "rhetorical", hit.spans[0].start if hit.spans else 0))
+        return hits
+
+    def _cite_tactic(self, card, book: CitationBook) -> int | None:
+        for source_id in card.sources:
+            if source_id not in self.kb.sources:
+                continue
+            if source_id.startswith("disarm") and card.disarm:
+                locator = f"technique {card.disarm[0]}"
+            elif card.semeval:
+                locator = f"technique '{card.semeval}'"
+            else:
+                locator = note_locator(self.kb.sources[source_id])
+            return book.cite(source_id, locator, card.summary)
+        return None
+
+    def _retrieved(self, vector: list[float], book: CitationBook, matched: bool) -> None:
+        """Adds report passages close to the post; only for posts that matched, to stay on topic."""
+        if self.retriever is None or not matched:
+            return
+        for doc, score in self.retriever.search(vector, self.settings.passages, self.settings.min_passage_similarity):
+            meta = doc.metadata
+            source_id = meta.get("source_id", "")
+            extra = {}
+            if meta.get("origin") == "ingested" or source_id not in self.kb.sources:
+                extra = {
+                    "title": meta.get("title", source_id),
+                    "publisher": meta.get("publisher", ""),
+                    "date": meta.get("date", ""),
+                    "url": meta.get("url", ""),
+                    "origin": "ingested" if meta.get("origin") == "ingested" else "corpus",
+                }
+            book.cite(source_id, meta.get("locator", ""), doc.page_content, **extra)
+
+
+def example_table(stored: dict) -> ExampleTable:
+    metadatas = stored.get("metadatas") or []
+    vectors = stored.get("embeddings")
+    return ExampleTable(
+        ids=[m.get("example_id", "") for m in metadatas],
+        texts=list(stored.get("documents") or []),
+        narratives=[list(m.get("narratives") or []) for m in metadatas],
+        langs=[m.get("lang", "") for m in metadatas],
+        rationales=[m.get("rationale", "") for m in metadatas],
+        vectors=np.asarray(vectors, dtype=np.float32) if vectors is not None and len(vectors) else np.zeros((0, 512), np.float32),
+    )
+
+
+def example_tactics(metadata: dict) -> list[dict]:
+    return json.loads(metadata.get("tactics") or "[]")

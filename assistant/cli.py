@@ -1,0 +1,156 @@
+"""The `narrative-lens` command: thin wrappers over `Assistant`, errors as one-line messages."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
+
+from .api import Assistant, NarrativeLensError
+from .corpus import load_knowledge_base, validate
+from .index import StoreUnavailable, describe
+from .ingest import IngestError
+from .settings import Settings
+
+app = typer.Typer(
+    help="Narrative Lens: which known influence-operation narratives a post matches, why, and where that is documented.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Index and ingested documents (env NARRATIVE_LENS_DATA_DIR).")] = None,
+    corpus_dir: Annotated[Optional[Path], typer.Option(help="Knowledge base folder (env NARRATIVE_LENS_CORPUS_DIR).")] = None,
+    chroma_url: Annotated[Optional[str], typer.Option(help="Use a Chroma server, http://host:port (env NARRATIVE_LENS_CHROMA_URL).")] = None,
+) -> None:
+    overrides = {k: v for k, v in {"data_dir": data_dir, "corpus_dir": corpus_dir, "chroma_url": chroma_url}.items() if v}
+    try:
+        ctx.obj = Settings(**overrides)
+    except Exception as error:  # pydantic ValidationError from a bad environment variable
+        _fail(f"invalid settings: {error}")
+
+
+def _assistant(ctx: typer.Context) -> Assistant:
+    return Assistant(ctx.obj)
+
+
+def _read_post(text: str) -> str:
+    if text != "-":
+        return text
+    raw = sys.stdin.buffer.read()
+    # Invalid bytes become U+FFFD rather than an error: a pasted post is analysed as far as it can be.
+    return raw.decode("utf-8", errors="replace")
+
+
+@app.command()
+def ask(
+    ctx: typer.Context,
+    text: Annotated[str, typer.Argument(help="The post to analyse, or - to read it from standard input.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of Markdown.")] = False,
+) -> None:
+    """Analyse one post: matched narratives, techniques, context and citations."""
+    post = _read_post(text)
+    try:
+        answer = _assistant(ctx).ask(post)
+    except NarrativeLensError as error:
+        _fail(str(error), code=2)
+    except (StoreUnavailable, IngestError) as error:
+        _fail(str(error))
+    if json_output:
+        sys.stdout.write(answer.model_dump_json(indent=2) + "\n")
+    else:
+        sys.stdout.write(answer.answer)
+
+
+@app.command("validate")
+def validate_command(ctx: typer.Context) -> None:
+    """Check the knowledge base: unknown ids, broken references, duplicates, missing fields."""
+    settings: Settings = ctx.obj
+    kb = load_knowledge_base(settings.corpus_dir)
+    problems = validate(kb)
+    for problem in problems:
+        typer.echo(str(problem))
+    summary = (
+        f"{len(kb.narratives)} narratives, {len(kb.tactics)} tactics, {len(kb.sources)} sources, "
+        f"{len(kb.examples)} examples ({len(kb.examples_in('train'))} train, {len(kb.examples_in('dev'))} dev, "
+        f"{len(kb.examples_in('test'))} test)"
+    )
+    if problems:
+        err.print(f"{len(problems)} problem(s) in {settings.corpus_dir} ({summary})", highlight=False)
+        raise typer.Exit(1)
+    typer.echo(f"ok: {summary}")
+
+
+def _progress():
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} items"), console=err, transient=True)
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Report files: .pdf, .md, .txt, .html.")],
+    source: Annotated[Optional[str], typer.Option(help="Attach the passages to this source record id.")] = None,
+    title: Annotated[Optional[str], typer.Option(help="Title to cite (default: the document's own).")] = None,
+) -> None:
+    """Add reports to the index; their passages are cited with page or section."""
+    assistant = _assistant(ctx)
+    if source and source not in assistant.kb.sources:
+        _fail(f"unknown source id '{source}' (see corpus/sources/)")
+    try:
+        with _progress() as progress:
+            task = progress.add_task("indexing", total=None)
+            report = assistant.ingest(paths, source_id=source, title=title, progress=lambda n: progress.advance(task, n))
+    except (IngestError, StoreUnavailable) as error:
+        _fail(f"{error}; the index was not changed")
+    except OSError as error:
+        _fail(f"could not write the index ({error}); the previous index is still in use")
+    typer.echo(
+        f"indexed {len(paths)} file(s): {report.counts.get('passages', 0)} passages in the index "
+        f"({report.embedded} newly embedded) in {report.seconds:.1f}s"
+    )
+
+
+@app.command()
+def index(
+    ctx: typer.Context,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Re-write every collection even if nothing changed.")] = False,
+) -> None:
+    """Build or update the index from the knowledge base (done automatically on first use)."""
+    assistant = _assistant(ctx)
+    try:
+        with _progress() as progress:
+            task = progress.add_task("indexing", total=None)
+            report = assistant.build_index(force=rebuild, progress=lambda n: progress.advance(task, n))
+    except StoreUnavailable as error:
+        _fail(str(error))
+    except OSError as error:
+        _fail(f"could not write the index ({error}); the previous index is still in use")
+    state = "built" if report.changed else "up to date"
+    counts = ", ".join(f"{v} {k}" for k, v in report.counts.items())
+    typer.echo(f"index {state} in {describe(assistant.settings)}: {counts}; {report.embedded} embedded, {report.seconds:.1f}s")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""The knowledge base's records: what a card, a source and an example are."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ID_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+LANGS = ("en", "zh-Hans", "zh-Hant", "mixed")
+PLATFORMS = (
+    "x", "facebook", "youtube", "weibo", "instagram", "tiktok", "telegram", "news-site", "blog", "forum",
+    "other",
+)
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceNote(Record):
+    text: str = Field(min_length=1)
+    locator: str = Field(min_length=1, description="Section, paragraph or page in the source.")
+
+
+class SourceRecord(Record):
+    id: str = Field(pattern=ID_PATTERN)
+    # Left empty when the exact title is not known for certain; citations then name the publisher.
+    title: str = ""
+    publisher: str = Field(min_length=1)
+    author: str = ""
+    date: str = ""
+    url: str = ""
+    kind: Literal["report", "dataset", "framework", "statement", "law", "document"] = "report"
+    notes: list[SourceNote] = []
+    body: str = ""
+
+    @property
+    def display_title(self) -> str:
+        return self.title or f"{self.publisher} ({self.kind}{', ' + self.date if self.date else ''})"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value and not re.match(r"^https?://\S+$", value):
+            raise ValueError("must be an http(s) URL or empty")
+        return value
+
+
+class Fact(Record):
+    text: str = Field(min_length=1)
+    source: str = Field(pattern=ID_PATTERN)
+    locator: str = Field(min_length=1)
+
+
+class Markers(Record):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    en: list[str] = []
+    zh_hans: list[str] = Field([], alias="zh-Hans")
+    zh_hant: list[str] = Field([], alias="zh-Hant")
+
+    def all(self) -> list[str]:
+        return [*self.en, *self.zh_hans, *self.zh_hant]
+
+
+class Seen(Record):
+    platforms: list[str] = []
+    periods: list[str] = []
+    events: list[str] = []
+
+
+class NarrativeCard(Record):
+    id: str = Field(pattern=ID_PATTERN)
+    campaign: str = Field(min_length=1)
+    title: str = Field(min_length=1)
+    summary: str = Field(min_length=1)
+    claims: list[str] = Field(min_length=1)
+    markers: Markers = Markers()
+    tactics: list[str] = []
+    seen: Seen = Seen()
+    facts: list[Fact] = Field(min_length=1)
+    sources: list[str] = Field(min_length=1)
+    body: str = ""
+
+
+class Cues(Record):
+    en: list[str] = []
+    zh: list[str] = []
+
+    @model_validator(mode="after")
+    def _compile(self) -> "Cues":
+        for pattern in [*self.en, *self.zh]:
+            try:
+                compiled = re.compile(pattern, re.IGNORECASE)
+            except re.error as error:
+                raise ValueError(f"cue {pattern!r} is not a valid regular expression: {error}") from None
+            if compiled.fullmatch(""):
+                raise ValueError(f"cue {pattern!r} matches the empty string")
+        return self
+
+    def all(self) -> list[str]:
+        return [*self.en, *self.zh]
+
+
+class HowToSpot(Record):
+    en: str = ""
+    zh: str = ""
+
+
+class TacticCard(Record):
+    id: str = Field(pattern=ID_PATTERN)
+    name: str = Field(min_length=1)
+    kind: Literal["rhetorical", "campaign"]
+    disarm: list[str] = []
+    semeval: str = ""
+    summary: str = Field(min_length=1)
+    how_to_spot: HowToSpot = HowToSpot()
+    why_it_works: str = ""
+    example: str = ""
+    example_note: str = ""
+    educator_note: str = ""
+    cues: Cues = Cues()
+    sources: list[str] = []
+    body: str = ""
+
+    @field_validator("disarm")
+    @classmethod
+    def _disarm(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not re.match(r"^T\d{4}(?:\.\d{3})?$", item):
+                raise ValueError(f"{item!r} is not a DISARM technique id like T0049 or T0049.001")
+        return value
+
+
+class Span(Record):
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    text: str
+
+
+class TacticSpan(Span):
+    id: str = Field(pattern=ID_PATTERN)
+
+
+class Example(Record):
+    id: str = Field(min_length=1)
+    text: str = Field(min_length=1)
+    lang: Literal[LANGS] = "en"  # type: ignore[valid-type]
+    platform: str = "other"
+    narratives: list[str] = []
+    tactics: list[TacticSpan] = []
+    rationale: str = ""
+    constructed: bool = True
+    split: Literal["train", "dev", "test", "user"] = "train"
+
+    @model_validator(mode="after")
+    def _spans(self) -> "Example":
+        for span in self.tactics:
+            if not (0 <= span.start < span.end <= len(self.text)) or self.text[span.start : span.end] != span.text:
+                raise ValueError(
+                    f"tactic span {span.id} [{span.start}:{span.end}] does not match its text {span.text!r}"
+                )
+        return self
+
+    @property
+    def benign(self) -> bool:
+        return not self.narratives

