@@ -1,0 +1,91 @@
+"""Ingesting reports: real PDFs made here, page numbers in citations, bad files change nothing."""
+
+import pytest
+from typer.testing import CliRunner
+
+from assistant import Assistant, Settings
+from assistant.cli import app
+from assistant.ingest import IngestError, read_sections
+from pdfs import make_pdf
+
+runner = CliRunner()
+
+PAGE_ONE = "Introduction. This test report studies online posts about cotton harvesting in several regions."
+PAGE_TWO = (
+    "Findings. Accounts in the network claimed that combine harvesters pick all the cotton, "
+    "so no worker could be forced to pick it, and that sanctions on cotton only hurt farmers."
+)
+PAGE_THREE = "Annex. Methods and the list of accounts reviewed, with dates of collection."
+
+
+@pytest.fixture
+def assistant(mini_corpus, tmp_path):
+    return Assistant(Settings(data_dir=tmp_path / "data", corpus_dir=mini_corpus))
+
+
+def test_pdf_pages_reach_the_citations(assistant, tmp_path):
+    pdf = make_pdf(tmp_path / "report.pdf", [PAGE_ONE, PAGE_TWO, PAGE_THREE], title="Cotton Findings Report")
+    report = assistant.ingest([pdf])
+    assert report.changed and report.counts["passages"] >= 5
+    answer = assistant.ask("Machines pick all the cotton so forced labour is impossible, and the sanctions hurt the farmers.")
+    ingested = [c for c in answer.citations if c.origin == "ingested"]
+    assert ingested, answer.citations
+    top = ingested[0]
+    assert top.title == "Cotton Findings Report"
+    assert top.locator == "p. 2"
+    assert "combine harvesters" in top.text
+    assert f"[{top.id}]" in answer.answer
+
+
+def test_ingested_passages_survive_a_rebuild(assistant, tmp_path):
+    pdf = make_pdf(tmp_path / "report.pdf", [PAGE_ONE, PAGE_TWO])
+    first = assistant.ingest([pdf])
+    again = assistant.build_index(force=True)
+    assert again.counts["passages"] == first.counts["passages"]
+    assert again.embedded == 0  # every vector reused by content hash
+
+
+def test_markdown_html_and_text_sections(tmp_path):
+    md = tmp_path / "notes.md"
+    md.write_text("# Report\nIntro text.\n## Findings\nThe finding text.\n")
+    html = tmp_path / "page.html"
+    html.write_text("<html><head><title>Page</title><script>alert(1)</script></head><body><h2>Part A</h2><p>Visible text</p></body></html>")
+    txt = tmp_path / "plain.txt"
+    txt.write_text("First paragraph.\n\nSecond paragraph.\n")
+    assert [(s.locator, s.text) for s in read_sections(md)[1]] == [
+        ("section 'Report'", "Intro text."),
+        ("section 'Findings'", "The finding text."),
+    ]
+    title, sections = read_sections(html)
+    assert title == "Page"
+    assert [(s.locator, s.text) for s in sections] == [("section 'Part A'", "Visible text")]
+    assert [s.locator for s in read_sections(txt)[1]] == ["para. 1", "para. 2"]
+
+
+@pytest.mark.parametrize(
+    "name, make, reason",
+    [
+        ("corrupt.pdf", lambda p: p.write_bytes(b"%PDF-1.7\n this is not really a pdf \x00\x01"), "not a readable PDF"),
+        ("locked.pdf", lambda p: make_pdf(p, [PAGE_ONE], user_password="secret"), "encrypted with a password"),
+        ("blank.pdf", lambda p: make_pdf(p, ["", ""]), "no extractable text"),
+        ("zero.pdf", lambda p: p.write_bytes(b""), "the file is empty"),
+        ("notes.docx", lambda p: p.write_bytes(b"PK\x03\x04"), "unsupported file type"),
+    ],
+)
+def test_bad_files_give_a_clear_error_and_leave_the_index_alone(assistant, tmp_path, name, make, reason):
+    good = make_pdf(tmp_path / "good.pdf", [PAGE_ONE, PAGE_TWO])
+    assistant.ingest([good])
+    before = assistant.store.manifest()
+    bad = tmp_path / name
+    make(bad)
+    with pytest.raises(IngestError) as caught:
+        assistant.ingest([good, bad])
+    assert name in str(caught.value) and reason in str(caught.value)
+    assert assistant.store.manifest() == before
+
+    result = runner.invoke(
+        app, ["--data-dir", str(assistant.settings.data_dir), "--corpus-dir", str(assistant.settings.corpus_dir), "ingest", str(bad)]
+    )
+    assert result.exit_code == 1
+    assert name in result.output and reason in result.output and "the index was not changed" in result.output
+    assert "Traceback" not in result.output

@@ -1,0 +1,37 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
+from assistant.text import normalise, segments
+
+
+def test_zero_width_and_homoglyphs_are_folded():
+    post = "Xіnjіang\u200b cоtton"  # Cyrillic і and о, a zero-width space
+    normal = normalise(post)
+    assert normal.text == "Xinjiang cotton"
+
+
+def test_fullwidth_text_is_nfkc_normalised():
+    assert normalise("ＵＳＡ　ｗａｒ").text == "USA war"
+
+
+def test_spans_map_back_to_the_original_post():
+    post = "A\u200bB cоtton pickers"
+    normal = normalise(post)
+    start = normal.text.index("cotton")
+    o_start, o_end = normal.original_span(start, start + len("cotton"))
+    assert post[o_start:o_end] == "cоtton"
+
+
+def test_segments_split_english_and_chinese_sentences():
+    text = "First claim here. 第二句话在这里。Third one!"
+    spans = segments(text)
+    assert [text[s:e] for s, e in spans] == ["First claim here.", "第二句话在这里。", "Third one!"]
+
+
+@given(st.text())
+def test_original_span_always_lands_inside_the_post(text):
+    normal = normalise(text)
+    assert len(normal.origin) == len(normal.text)
+    if normal.text:
+        start, end = normal.original_span(0, len(normal.text))
+        assert 0 <= start < end <= len(text)
