@@ -108,10 +108,12 @@ def prepare_post(text: str, max_chars: int) -> tuple[str, list[str]]:
 
 
 class Assistant:
-    def __init__(self, settings: Settings | None = None, **overrides):
+    def __init__(self, settings: Settings | None = None, *, kb: KnowledgeBase | None = None, **overrides):
         offline.prepare()
         self.settings = settings or Settings(**overrides)
         self._lock = threading.RLock()
+        if kb is not None:
+            self.kb = kb  # fills the cached property: an in-memory knowledge base (cross-validation, tests)
 
     # -- components ---------------------------------------------------------
     @cached_property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -142,6 +143,57 @@ def index(
     state = "built" if report.changed else "up to date"
     counts = ", ".join(f"{v} {k}" for k, v in report.counts.items())
     typer.echo(f"index {state} in {describe(assistant.settings)}: {counts}; {report.embedded} embedded, {report.seconds:.1f}s")
+
+
+@app.command("eval")
+def eval_command(
+    ctx: typer.Context,
+    dataset: Annotated[Path, typer.Argument(help="JSON Lines: {id, text, narratives, tactics?, lang?} per line.")],
+    mode: Annotated[str, typer.Option(help="offline, or llm (needs an endpoint).")] = "offline",
+    json_output: Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object.")] = False,
+    out: Annotated[Optional[Path], typer.Option(help="Write report.md, report.html, plots and metrics.json here.")] = None,
+    cv: Annotated[Optional[int], typer.Option("--cv", help="K-fold cross-validation using the dataset as the knowledge base.")] = None,
+) -> None:
+    """Score the assistant on labelled posts: F1, top-1, benign false positives, citations, latency."""
+    from .evaluation import DatasetError, cross_validate, evaluate, load_dataset
+    from .evaluation.report import write_report
+
+    if mode not in ("offline", "llm"):
+        _fail(f"unknown mode '{mode}' (offline or llm)", code=2)
+    if mode == "llm":
+        _fail("--mode llm needs an LLM endpoint; none is configured (set OPENAI_API_KEY or OPENAI_BASE_URL)", code=2)
+    assistant = _assistant(ctx)
+    known = None if cv else set(assistant.kb.narratives)
+    try:
+        examples = load_dataset(dataset, known)
+    except DatasetError as error:
+        _fail(str(error), code=2)
+    labels = sorted({n for e in examples for n in e.narratives} | (set() if cv else set(assistant.kb.narratives)))
+    show = not json_output and sys.stderr.isatty() or len(examples) >= 200
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      console=err, transient=True, disable=not show) as progress:
+            task = progress.add_task("evaluating", total=len(examples))
+            advance = lambda n: progress.advance(task, n)  # noqa: E731
+            if cv:
+                summary, answers = cross_validate(ctx.obj, examples, labels, cv, progress=advance)
+            else:
+                summary, answers = evaluate(assistant, examples, labels, progress=advance)
+    except (ValueError, StoreUnavailable) as error:
+        _fail(str(error), code=2)
+    summary["mode"] = mode
+    summary["dataset"] = str(dataset)
+    if out:
+        title = f"Narrative Lens eval: {dataset.name} ({mode}{', ' + str(cv) + '-fold CV' if cv else ''})"
+        written = write_report(out, summary, examples, answers, title)
+        err.print(f"report written to {out} ({', '.join(p.name for p in written)})", highlight=False)
+    if json_output:
+        sys.stdout.write(json.dumps(summary, ensure_ascii=False) + "\n")
+        return
+    from .evaluation.report import metric_rows
+
+    for name, value in metric_rows(summary):
+        typer.echo(f"{name:<28} {value}")
 
 
 def main() -> None:

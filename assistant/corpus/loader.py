@@ -42,6 +42,8 @@ class KnowledgeBase:
     origins: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
     # Line of each field inside a card's front matter: (kind, id) -> {key path: line}
     field_lines: dict[tuple[str, str], dict[tuple, int]] = field(default_factory=dict)
+    # (file, line) of each example, parallel to `examples`
+    example_origins: list[tuple[str, int]] = field(default_factory=list)
 
     def examples_in(self, *splits: str) -> list[Example]:
         return [example for example in self.examples if example.split in splits]
@@ -201,5 +203,5 @@ def load_knowledge_base(corpus_dir: Path, extra_example_files: tuple[Path, ...] 
         kb.problems.extend(problems)
         for example, line in loaded:
             kb.examples.append(example)
-            kb.origins.setdefault(("examples", example.id), (display, line))
+            kb.example_origins.append((display, line))
     return kb

@@ -45,26 +45,26 @@ def validate(kb: KnowledgeBase) -> list[Problem]:
 
     seen_ids: Counter[str] = Counter()
     text_split: dict[str, tuple[str, str]] = {}
-    for example in kb.examples:
+    for example, (file, line) in zip(kb.examples, kb.example_origins):
+
+        def at_line(message: str) -> None:
+            problems.append(Problem(file, line, message))
+
         seen_ids[example.id] += 1
-        if seen_ids[example.id] == 2:
-            report("examples", example.id, f"duplicate example id '{example.id}'")
+        if seen_ids[example.id] > 1:
+            at_line(f"duplicate example id '{example.id}'")
         for narrative in example.narratives:
             if narrative not in kb.narratives:
-                report("examples", example.id, f"example '{example.id}': unknown narrative id '{narrative}'")
+                at_line(f"example '{example.id}': unknown narrative id '{narrative}'")
         for span in example.tactics:
             if span.id not in kb.tactics:
-                report("examples", example.id, f"example '{example.id}': unknown tactic id '{span.id}'")
+                at_line(f"example '{example.id}': unknown tactic id '{span.id}'")
         if example.platform not in PLATFORMS:
-            report(
-                "examples",
-                example.id,
-                f"example '{example.id}': unknown platform '{example.platform}' (one of {', '.join(PLATFORMS)})",
-            )
+            at_line(f"example '{example.id}': unknown platform '{example.platform}' (one of {', '.join(PLATFORMS)})")
         key = " ".join(example.text.split()).casefold()
         if key in text_split:
             other_id, other_split = text_split[key]
-            report("examples", example.id, f"example '{example.id}' repeats the text of '{other_id}' ({other_split})")
+            at_line(f"example '{example.id}' repeats the text of '{other_id}' ({other_split})")
         else:
             text_split[key] = (example.id, example.split)
     return sorted(set(problems), key=lambda problem: (problem.file, problem.line, problem.message))

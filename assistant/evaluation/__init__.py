@@ -1,0 +1,7 @@
+"""Batch evaluation against labelled posts: metrics, reports, cross-validation."""
+
+from .dataset import DatasetError, EvalExample, load_dataset
+from .metrics import Prediction, summarise
+from .runner import cross_validate, evaluate
+
+__all__ = ["DatasetError", "EvalExample", "Prediction", "cross_validate", "evaluate", "load_dataset", "summarise"]
