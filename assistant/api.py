@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import pickle
 import threading
@@ -25,13 +26,18 @@ from .analysis.analyzer import Analyzer, example_table
 from .analysis.matcher import MarkerIndex, NarrativeMatcher
 from .analysis.models import Analysis, Citation, ContextItem, Evidence, Span
 from .analysis.retrieval import PassageRetriever
-from .corpus import KnowledgeBase, load_knowledge_base, validate
+from .analysis.analyzer import detect_language
+from .analysis.questions import QuestionAnswerer
+from .corpus import Example, KnowledgeBase, TacticSpan, load_knowledge_base, validate
 from .embeddings import get_embeddings
-from .explain import compose
+from .explain import compose, compose_followup
 from .index import BuildReport, IndexStore, StoreUnavailable, corpus_items, document_items, make_client
 from .ingest import IngestError, load_document
 from .settings import Settings
-from .text import clean
+from .text import clean, normalise
+
+
+MATCHER_VERSION = "3"  # bump when the matcher's features or model change, to refit cached matchers
 
 
 class NarrativeLensError(Exception):
@@ -92,6 +98,18 @@ class Answer(BaseModel):
             notices=analysis.notices,
             threshold=analysis.threshold,
         )
+
+
+class FollowUpAnswer(BaseModel):
+    """A follow-up question answered from the knowledge base."""
+
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["offline", "llm"]
+    model: str | None = None
+    lang: str
+    answer: str
+    citations: list[Citation]
+    notices: list[str] = []
 
 
 def prepare_post(text: str, max_chars: int) -> tuple[str, list[str]]:
@@ -200,7 +218,8 @@ class Assistant:
     def _fitted_matcher(self, generation, table, markers, ids) -> NarrativeMatcher:
         """Fit once per index generation; later starts load the fitted model from disk."""
         key_source = "|".join(
-            [generation, ",".join(ids), str(self.settings.matching.target_benign_fpr), sklearn.__version__, self.model_name]
+            [generation, ",".join(ids), str(self.settings.matching.target_benign_fpr), sklearn.__version__, self.model_name, MATCHER_VERSION]
+            + [card.model_dump_json() for card in self.kb.narratives.values()]
             + [m.pattern if m is not None else "" for m in markers.patterns]
         )
         key = hashlib.sha256(key_source.encode()).hexdigest()[:20]
@@ -211,14 +230,75 @@ class Assistant:
                     return pickle.load(handle)
             except Exception:
                 pass  # a damaged cache is refitted below
-        features = NarrativeMatcher.features(table.vectors, markers.matrix([clean(t) for t in table.texts]))
-        matcher = NarrativeMatcher(ids).fit(features, table.narratives, self.settings.matching.target_benign_fpr)
+        cards = [self.kb.narratives[narrative_id] for narrative_id in ids]
+        claim_texts = [(clean(text), card.id) for card in cards for text in [card.title, card.summary, *card.claims]]
+        claim_vectors = self.embeddings.encode([text for text, _ in claim_texts])
+        claims = [(text, vector, label) for (text, label), vector in zip(claim_texts, claim_vectors)]
+        matcher = NarrativeMatcher(ids, markers).fit(
+            [clean(text) for text in table.texts],
+            table.vectors,
+            table.narratives,
+            self.settings.matching.target_benign_fpr,
+            claims=claims,
+        )
         cache.parent.mkdir(parents=True, exist_ok=True)
         partial = cache.with_suffix(f".{os.getpid()}.part")
         with open(partial, "wb") as handle:
             pickle.dump(matcher, handle)
         os.replace(partial, cache)
         return matcher
+
+    @cached_property
+    def questions(self) -> QuestionAnswerer:
+        analyzer = self.analyzer
+        return QuestionAnswerer(self.kb, self.embeddings, analyzer.retriever, analyzer.markers)
+
+    def follow_up(self, question: str, focus: list[str] | None = None) -> FollowUpAnswer:
+        """Answer a question about narratives, techniques or evidence from the knowledge base."""
+        question, notices = prepare_post(question, self.settings.app.max_post_chars)
+        found = self.questions.answer(question, focus)
+        return FollowUpAnswer(
+            mode="offline", lang=found.lang, answer=compose_followup(found), citations=found.citations, notices=notices
+        )
+
+    def add_example(self, text: str, narratives: list[str], tactics: list[str], *, for_eval: bool = False) -> Example:
+        """Save an analyst's labelled post; it joins the index at once (and an eval set if asked)."""
+        text, _ = prepare_post(text, self.settings.app.max_post_chars)
+        unknown = sorted(set(narratives) - set(self.kb.narratives)) + sorted(set(tactics) - set(self.kb.tactics))
+        if unknown:
+            raise NarrativeLensError(f"unknown id(s): {', '.join(unknown)}")
+        found = self.analyzer.tactics.find(clean(text))
+        normal = normalise(text)
+        spans = []
+        for tactic_id in tactics:
+            for start, end in found.get(tactic_id, [])[:1]:
+                o_start, o_end = normal.original_span(start, end)
+                spans.append(TacticSpan(id=tactic_id, start=o_start, end=o_end, text=text[o_start:o_end]))
+        example = Example(
+            id=f"user-{hashlib.sha256(text.encode()).hexdigest()[:12]}",
+            text=text,
+            lang={"zh": "zh-Hans", "mixed": "mixed"}.get(detect_language(clean(text)), "en"),
+            platform="other",
+            narratives=list(dict.fromkeys(narratives)),
+            tactics=spans,
+            rationale="Labelled by an analyst in the app.",
+            constructed=False,
+            split="user",
+        )
+        target = self.settings.user_examples_path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        line = example.model_dump_json() + "\n"
+        with self._lock:
+            with open(target, "a", encoding="utf-8") as handle:
+                handle.write(line)
+            if for_eval:
+                record = {"id": example.id, "text": text, "narratives": example.narratives, "tactics": tactics, "lang": example.lang}
+                with open(self.settings.data_dir / "user-eval.jsonl", "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            for name in ("kb", "analyzer", "questions"):
+                self.__dict__.pop(name, None)
+            self.analyzer  # rebuild the index with the new example and refit the matcher
+        return example
 
     def analyze(self, text: str) -> Analysis:
         text, notices = prepare_post(text, self.settings.app.max_post_chars)
@@ -229,4 +309,4 @@ class Assistant:
         return Answer.offline(analysis, compose(analysis, self.kb))
 
 
-__all__ = ["Answer", "Assistant", "EmptyPost", "IngestError", "NarrativeLensError", "StoreUnavailable"]
+__all__ = ["Answer", "FollowUpAnswer", "Assistant", "EmptyPost", "IngestError", "NarrativeLensError", "StoreUnavailable"]

@@ -125,8 +125,7 @@ class Analyzer:
         spans = segments(normal.text)[:MAX_SEGMENTS]
         pieces = [normal.text] + ([normal.text[s:e] for s, e in spans] if len(spans) > 1 else [])
         vectors = self.embeddings.encode(pieces)
-        marker_hits = self.markers.matrix(pieces)
-        scores = self.matcher.predict(NarrativeMatcher.features(vectors, marker_hits))
+        _, scores = self.matcher.predict(pieces, vectors)
         post_scores = scores[0]
         segment_scores = scores[1:] if len(spans) > 1 else scores[:1]
         segment_spans = spans if len(spans) > 1 else ([(0, len(normal.text))] if normal.text else [])

@@ -1,23 +1,33 @@
-"""A calibrated narrative classifier with an abstention threshold fitted on benign posts.
+"""A calibrated narrative matcher with an abstention threshold fitted on benign posts.
 
-One logistic regression per narrative over the post's sentence embedding and
-its marker hits. Scores are Platt-calibrated on out-of-fold decisions, and
-the abstention threshold is the score that only a small, configured share of
-the labelled benign examples reach out-of-fold: no number here is guessed.
+Two questions, two models, one probability:
+
+* the *gate*: does the post carry any known narrative at all? A logistic
+  regression over the sentence embedding, the narratives' marker phrases and
+  character n-grams (which capture stance words such as "so-called",
+  "lies" or 谎言 that topic embeddings miss). Its out-of-fold scores are
+  Platt-calibrated, so it reads as a probability.
+* the *choice*: given that it does, which narrative? A multinomial logistic
+  regression over the same features, trained on the narrative examples and
+  the cards' own claims.
+
+The top narrative's score is P(any); others are scaled by how likely they
+are relative to the top one. The abstention threshold is the score that only
+a configured share of the labelled benign examples reach out-of-fold: it is
+fitted, never guessed.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import numpy as np
+from scipy.sparse import csr_matrix, hstack, vstack
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from ..corpus import NarrativeCard
-
-MARKER_WEIGHT = 1.0
 
 
 class MarkerIndex:
@@ -56,68 +66,86 @@ def _phrase_pattern(phrase: str) -> str:
     return escaped
 
 
-@dataclass
-class _Label:
-    model: LogisticRegression | None
-    calibrator: LogisticRegression | None
-    constant: float  # used when a label has too few positives to learn from
-
-
 class NarrativeMatcher:
-    def __init__(self, narrative_ids: list[str], c: float = 4.0, folds: int = 5, seed: int = 13):
+    def __init__(self, narrative_ids: list[str], markers: MarkerIndex, c: float = 16.0, folds: int = 5, seed: int = 13):
         self.ids = list(narrative_ids)
+        self.markers = markers
         self.c = c
         self.folds = folds
         self.seed = seed
-        self.labels: list[_Label] = []
         self.threshold = 1.0
-        self.benign_scores: np.ndarray = np.zeros(0)
-        self.oof_scores: np.ndarray = np.zeros((0, len(self.ids)))
+        self.benign_scores = np.zeros(0)
+        self.classes: list[str] = []
+        self.vectorizer: TfidfVectorizer | None = None
+        self.gate: LogisticRegression | None = None
+        self.calibrator: LogisticRegression | None = None
+        self.choice: LogisticRegression | None = None
 
-    @staticmethod
-    def features(vectors: np.ndarray, markers: np.ndarray) -> np.ndarray:
-        return np.hstack([vectors, MARKER_WEIGHT * markers]).astype(np.float64)
+    # -- features -----------------------------------------------------------
+    def features(self, texts: list[str], vectors: np.ndarray):
+        """texts are normalised (see text.clean); vectors are their unit embeddings."""
+        parts = [csr_matrix(vectors.astype(np.float64)), csr_matrix(self.markers.matrix(texts).astype(np.float64))]
+        if self.vectorizer is not None:
+            parts.append(self.vectorizer.transform([text.lower() for text in texts]))
+        return hstack(parts).tocsr()
 
-    def _fit_one(self, x: np.ndarray, y: np.ndarray) -> LogisticRegression:
-        model = LogisticRegression(C=self.c, class_weight="balanced", max_iter=2000)
-        model.fit(x, y)
-        return model
+    # -- fitting ------------------------------------------------------------
+    def fit(
+        self,
+        texts: list[str],
+        vectors: np.ndarray,
+        gold: list[list[str]],
+        target_benign_fpr: float,
+        claims: list[tuple[str, np.ndarray, str]] = (),
+    ) -> "NarrativeMatcher":
+        """Fit on labelled posts (empty label list = benign) plus the cards' claims (text, vector, narrative)."""
+        known = set(self.ids)
+        gold = [[label for label in labels if label in known] for labels in gold]
+        self.vectorizer = TfidfVectorizer(
+            analyzer="char_wb", ngram_range=(2, 4), min_df=2, sublinear_tf=True, max_features=30000
+        ).fit([text.lower() for text in texts] + [text.lower() for text, _, _ in claims])
+        x = self.features(texts, vectors)
+        carries = np.array([1 if labels else 0 for labels in gold])
+        if carries.sum() < 2 or (carries == 0).sum() < 2:
+            raise ValueError("the matcher needs at least two narrative examples and two benign examples")
 
-    def fit(self, x: np.ndarray, gold: list[list[str]], target_benign_fpr: float) -> "NarrativeMatcher":
-        n = len(gold)
-        y = np.array([[1 if label in labels else 0 for label in self.ids] for labels in gold], dtype=int)
-        benign = y.sum(axis=1) == 0
-        oof = np.zeros((n, len(self.ids)))
-        self.labels = []
-        for j in range(len(self.ids)):
-            positives = int(y[:, j].sum())
-            folds = min(self.folds, positives, n - positives)
-            if folds < 2:
-                self.labels.append(_Label(None, None, 0.0))
-                continue
-            decisions = np.zeros(n)
-            splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=self.seed)
-            for train, held in splitter.split(x, y[:, j]):
-                decisions[held] = self._fit_one(x[train], y[train, j]).decision_function(x[held])
-            calibrator = LogisticRegression(C=1e4, max_iter=1000).fit(decisions.reshape(-1, 1), y[:, j])
-            oof[:, j] = calibrator.predict_proba(decisions.reshape(-1, 1))[:, 1]
-            self.labels.append(_Label(self._fit_one(x, y[:, j]), calibrator, 0.0))
-        self.oof_scores = oof
-        self.benign_scores = oof[benign].max(axis=1) if benign.any() else np.zeros(0)
-        if len(self.benign_scores):
-            self.threshold = float(np.quantile(self.benign_scores, 1 - target_benign_fpr, method="higher"))
-            # The threshold sits just above the benign scores it must exclude.
-            self.threshold = min(0.99, self.threshold + 1e-6)
-        else:
-            self.threshold = 0.5
+        self.gate = LogisticRegression(C=self.c, max_iter=3000, class_weight="balanced")
+        folds = StratifiedKFold(n_splits=min(self.folds, int(carries.sum()), int((carries == 0).sum())), shuffle=True, random_state=self.seed)
+        oof = cross_val_predict(self.gate, x, carries, cv=folds, method="decision_function")
+        self.calibrator = LogisticRegression(C=1e4, max_iter=1000).fit(oof.reshape(-1, 1), carries)
+        self.gate.fit(x, carries)
+
+        rows, labels = [], []
+        for index, labels_of in enumerate(gold):
+            for label in labels_of:
+                rows.append(index)
+                labels.append(label)
+        choice_x = x[rows]
+        if claims:
+            claim_x = self.features([text for text, _, _ in claims], np.stack([vector for _, vector, _ in claims]))
+            choice_x = vstack([choice_x, claim_x]).tocsr()
+            labels += [label for _, _, label in claims]
+        self.choice = LogisticRegression(C=self.c, max_iter=3000).fit(choice_x, labels)
+        self.classes = list(self.choice.classes_)
+
+        gate_oof = self.calibrator.predict_proba(oof.reshape(-1, 1))[:, 1]
+        self.benign_scores = gate_oof[carries == 0]
+        cut = float(np.quantile(self.benign_scores, 1 - target_benign_fpr, method="higher"))
+        self.threshold = min(0.99, cut + 1e-6)  # just above the benign scores it must exclude
         return self
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        scores = np.zeros((x.shape[0], len(self.ids)))
-        for j, label in enumerate(self.labels):
-            if label.model is None:
-                scores[:, j] = label.constant
-                continue
-            decision = label.model.decision_function(x).reshape(-1, 1)
-            scores[:, j] = label.calibrator.predict_proba(decision)[:, 1]
-        return scores
+    def _choice_matrix(self, x) -> np.ndarray:
+        probabilities = self.choice.predict_proba(x)
+        out = np.zeros((x.shape[0], len(self.ids)))
+        for column, label in enumerate(self.classes):
+            out[:, self.ids.index(label)] = probabilities[:, column]
+        return out
+
+    # -- scoring ------------------------------------------------------------
+    def predict(self, texts: list[str], vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(P(any narrative) per text, P(narrative) per text and narrative)."""
+        x = self.features(texts, vectors)
+        gate = self.calibrator.predict_proba(self.gate.decision_function(x).reshape(-1, 1))[:, 1]
+        choice = self._choice_matrix(x)
+        relative = choice / np.maximum(choice.max(axis=1, keepdims=True), 1e-12)
+        return gate, gate[:, None] * relative

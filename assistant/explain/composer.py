@@ -160,3 +160,36 @@ def compose(analysis: Analysis, kb: KnowledgeBase, language: str | None = None) 
         lines += ["", say["sources"]]
         lines += [format_citation(citation) for citation in analysis.citations]
     return "\n".join(lines).strip() + "\n"
+
+
+FOLLOWUP = {
+    "en": {
+        "intro": "From the knowledge base (offline):",
+        "none": "The knowledge base has nothing close enough to this question to answer it with a source. "
+        "Try naming a narrative, a technique (for example 'whataboutism') or a topic (for example 'cotton mechanisation').",
+        "example": "_(constructed example, not a real post)_",
+        "sources": "### Sources",
+    },
+    "zh": {
+        "intro": "知识库中的相关内容（离线）：",
+        "none": "知识库中没有与此问题足够接近、可以附上出处回答的内容。可以试着提到某个叙事、某种手法（例如 whataboutism）或某个主题（例如棉花机械化采摘）。",
+        "example": "_（项目自编示例，不是真实帖子）_",
+        "sources": "### 来源",
+    },
+}
+
+
+def compose_followup(answer, language: str | None = None) -> str:
+    """Markdown for a follow-up question answered from the knowledge base (a KnowledgeAnswer)."""
+    lang = language or ("zh" if answer.lang == "zh" else "en")
+    say = FOLLOWUP[lang]
+    if not answer.items:
+        return say["none"] + "\n"
+    lines = [say["intro"], ""]
+    for item in answer.items:
+        if item.heading in ("Constructed example",):
+            lines.append(f"- **{item.heading}** {say['example']}: `{_quote(item.text, 300)}`")
+            continue
+        lines.append(f"- **{item.heading}**: {item.text} {_cite(item.citation)}".rstrip())
+    lines += ["", say["sources"], *[format_citation(c) for c in answer.citations]]
+    return "\n".join(lines).strip() + "\n"
