@@ -196,6 +196,28 @@ def eval_command(
         typer.echo(f"{name:<28} {value}")
 
 
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on; anything but localhost needs --auth.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 7860,
+    auth: Annotated[Optional[str], typer.Option(help="user:password required to open the app (env NARRATIVE_LENS_AUTH).")] = None,
+) -> None:
+    """Start the chat app in the browser (offline by default)."""
+    from .app.server import serve as run_server
+
+    assistant = _assistant(ctx)
+    try:
+        typer.echo(f"Narrative Lens is starting on http://{host}:{port} ...")
+        run_server(assistant, host=host, port=port, auth=auth)
+    except NarrativeLensError as error:
+        _fail(str(error), code=2)
+    except StoreUnavailable as error:
+        _fail(str(error))
+    except OSError as error:
+        _fail(f"cannot listen on {host}:{port}: {error.strerror or error}")
+
+
 def main() -> None:
     try:
         app()

@@ -18,6 +18,14 @@ VENV_BIN = Path(sys.executable).parent
 ARTIFACTS = REPO / "test-artifacts"
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keeps each phase's report on the test item, so fixtures can screenshot failures."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(tmp_path_factory, monkeypatch):
     """No test reads or writes the user's data dir, keys or endpoints."""

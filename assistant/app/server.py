@@ -1,0 +1,54 @@
+"""Starting the app: refuse to listen beyond this machine without a password."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+
+from ..api import Assistant, NarrativeLensError
+
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+AUTH_ENV = "NARRATIVE_LENS_AUTH"
+
+
+def is_local(host: str) -> bool:
+    if host in LOCAL_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    if not value:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise NarrativeLensError("--auth must look like user:password")
+    return user, password
+
+
+def serve(assistant: Assistant, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None, concurrency: int = 8) -> None:
+    credentials = parse_auth(auth or os.environ.get(AUTH_ENV))
+    if not is_local(host) and credentials is None:
+        raise NarrativeLensError(
+            f"refusing to listen on {host} without a password: pass --auth user:password or set {AUTH_ENV}"
+        )
+    from .ui import CSS, build_app
+
+    assistant.analyzer  # load the index and the matcher before the first visitor arrives
+    assistant.questions
+    demo = build_app(assistant)
+    demo.queue(default_concurrency_limit=concurrency)
+    demo.launch(
+        server_name=host,
+        server_port=port,
+        auth=credentials,
+        show_error=False,
+        ssr_mode=False,
+        quiet=True,
+        css=CSS,
+        footer_links=["api"],
+        run_history=False,  # pasted posts are not kept in the browser
+    )
