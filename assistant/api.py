@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import threading
 from contextlib import contextmanager
 from functools import cached_property
@@ -30,14 +31,25 @@ from .analysis.analyzer import detect_language
 from .analysis.questions import QuestionAnswerer
 from .corpus import Example, KnowledgeBase, TacticSpan, load_knowledge_base, validate
 from .embeddings import get_embeddings
-from .explain import compose, compose_followup
+from .explain import compose, compose_followup, format_citation
+from .explain.composer import answer_language, closing_block, verdict_block
+from .explain.llm import (
+    LLMUnavailable,
+    LLMWriter,
+    build_prompt,
+    build_question_prompt,
+    check_sentence,
+    llm_configured,
+    sentences,
+)
 from .index import BuildReport, IndexStore, StoreUnavailable, corpus_items, document_items, make_client
 from .ingest import IngestError, load_document
 from .settings import Settings
-from .text import clean, normalise
+from .analysis.tactics import TacticModel
+from .text import clean, normalise, segments
 
 
-MATCHER_VERSION = "3"  # bump when the matcher's features or model change, to refit cached matchers
+MATCHER_VERSION = "5"  # bump when the matcher's features or model change, to refit cached matchers
 
 
 class NarrativeLensError(Exception):
@@ -110,6 +122,19 @@ class FollowUpAnswer(BaseModel):
     answer: str
     citations: list[Citation]
     notices: list[str] = []
+
+
+def _split_complete(text: str) -> list[str]:
+    """Complete sentences so far, then the unfinished rest (the last item).
+
+    A sentence counts as complete once the next one has begun, so citation
+    markers arriving just after its full stop still join it.
+    """
+    parts = sentences(text)
+    if len(parts) < 2 or parts[-1].startswith("["):
+        return [text]
+    rest_start = text.rfind(parts[-1])
+    return [*parts[:-1], text[rest_start:]]
 
 
 def prepare_post(text: str, max_chars: int) -> tuple[str, list[str]]:
@@ -211,25 +236,39 @@ class Assistant:
             table = example_table(stored)
             cards = list(self.kb.narratives.values())
             markers = MarkerIndex(cards)
-            matcher = self._fitted_matcher(manifest.generation, table, markers, [c.id for c in cards])
+            matcher, tactic_model = self._fitted_models(manifest.generation, table, markers, [c.id for c in cards])
             retriever = PassageRetriever(self.store.vectorstore("passages", manifest.generation))
-            return Analyzer(self.kb, self.embeddings, matcher, markers, table, retriever, self.settings.matching)
+            return Analyzer(
+                self.kb, self.embeddings, matcher, markers, table, retriever, self.settings.matching, tactic_model
+            )
 
-    def _fitted_matcher(self, generation, table, markers, ids) -> NarrativeMatcher:
-        """Fit once per index generation; later starts load the fitted model from disk."""
+    def _fit_tactic_model(self) -> TacticModel:
+        texts, labels = [], []
+        for example in self.kb.examples_in("train", "user"):
+            normal = normalise(example.text)
+            for start, end in segments(normal.text) or [(0, len(normal.text))]:
+                o_start, o_end = normal.original_span(start, end)
+                texts.append(normal.text[start:end])
+                labels.append({span.id for span in example.tactics if span.start < o_end and span.end > o_start})
+        return TacticModel().fit(texts, self.embeddings.encode(texts), labels)
+
+    def _fitted_models(self, generation, table, markers, ids) -> tuple[NarrativeMatcher, TacticModel]:
+        """Fit once per index generation; later starts load the fitted models from disk."""
         key_source = "|".join(
             [generation, ",".join(ids), str(self.settings.matching.target_benign_fpr), sklearn.__version__, self.model_name, MATCHER_VERSION]
             + [card.model_dump_json() for card in self.kb.narratives.values()]
             + [m.pattern if m is not None else "" for m in markers.patterns]
         )
+        key_source += "|" + "|".join(card.model_dump_json() for card in self.kb.tactics.values())
         key = hashlib.sha256(key_source.encode()).hexdigest()[:20]
         cache = self.settings.data_dir / "cache" / f"matcher-{key}.pkl"
         if cache.is_file():
             try:
                 with open(cache, "rb") as handle:
-                    return pickle.load(handle)
+                    matcher, tactic_model = pickle.load(handle)
+                return matcher, tactic_model
             except Exception:
-                pass  # a damaged cache is refitted below
+                pass  # a damaged or older cache is refitted below
         cards = [self.kb.narratives[narrative_id] for narrative_id in ids]
         claim_texts = [(clean(text), card.id) for card in cards for text in [card.title, card.summary, *card.claims]]
         claim_vectors = self.embeddings.encode([text for text, _ in claim_texts])
@@ -241,24 +280,44 @@ class Assistant:
             self.settings.matching.target_benign_fpr,
             claims=claims,
         )
+        tactic_model = self._fit_tactic_model()
         cache.parent.mkdir(parents=True, exist_ok=True)
         partial = cache.with_suffix(f".{os.getpid()}.part")
         with open(partial, "wb") as handle:
-            pickle.dump(matcher, handle)
+            pickle.dump((matcher, tactic_model), handle)
         os.replace(partial, cache)
-        return matcher
+        return matcher, tactic_model
 
     @cached_property
     def questions(self) -> QuestionAnswerer:
         analyzer = self.analyzer
         return QuestionAnswerer(self.kb, self.embeddings, analyzer.retriever, analyzer.markers)
 
-    def follow_up(self, question: str, focus: list[str] | None = None) -> FollowUpAnswer:
+    def follow_up(self, question: str, focus: list[str] | None = None, mode: str | None = None) -> FollowUpAnswer:
         """Answer a question about narratives, techniques or evidence from the knowledge base."""
         question, notices = prepare_post(question, self.settings.app.max_post_chars)
         found = self.questions.answer(question, focus)
-        return FollowUpAnswer(
+        offline_answer = FollowUpAnswer(
             mode="offline", lang=found.lang, answer=compose_followup(found), citations=found.citations, notices=notices
+        )
+        wanted, extra = self.use_llm(mode)
+        if not wanted or not found.citations:
+            return offline_answer.model_copy(update={"notices": notices + extra})
+        prompt = build_question_prompt(question, found.citations, found.lang, self.settings.llm)
+        try:
+            written = "".join(self.writer.stream(prompt.messages))
+        except LLMUnavailable as error:
+            return offline_answer.model_copy(update={"notices": notices + [f"The LLM answer was not available ({error}); this is the offline answer."]})
+        kept = [s for s in sentences(written) if check_sentence(s, prompt.source_ids, self.kb, set()) is None]
+        if len(kept) < self.settings.llm.min_kept_sentences:
+            return offline_answer.model_copy(
+                update={"notices": notices + ["The LLM's answer did not cite its sources well enough; this is the offline answer."]}
+            )
+        lang = "zh" if found.lang == "zh" else "en"
+        sources = "\n".join(["", "### Sources" if lang == "en" else "### 来源", *[format_citation(c) for c in found.citations]])
+        return FollowUpAnswer(
+            mode="llm", model=self.writer.model_name, lang=found.lang, answer=" ".join(kept) + "\n" + sources + "\n",
+            citations=found.citations, notices=notices,
         )
 
     def add_example(self, text: str, narratives: list[str], tactics: list[str], *, for_eval: bool = False) -> Example:
@@ -304,8 +363,74 @@ class Assistant:
         text, notices = prepare_post(text, self.settings.app.max_post_chars)
         return self.analyzer.analyze(text, notices)
 
-    def ask(self, text: str) -> Answer:
+    # -- answers ------------------------------------------------------------
+    @cached_property
+    def writer(self) -> LLMWriter:
+        return LLMWriter(self.settings.llm)
+
+    def use_llm(self, mode: str | None) -> tuple[bool, list[str]]:
+        """Whether to ask the LLM, and a notice when it was asked for but none is configured."""
+        mode = mode or self.settings.llm.mode
+        if mode == "offline":
+            return False, []
+        configured = llm_configured() or self.__dict__.get("writer") is not None and self.writer._chat_model is not None
+        if mode == "llm" and not configured:
+            return False, ["No LLM endpoint is configured (set OPENAI_API_KEY or OPENAI_BASE_URL); this is the offline answer."]
+        return configured, []
+
+    def ask(self, text: str, mode: str | None = None) -> Answer:
+        """Analyse a post and explain it: offline, or written by the LLM when one is configured."""
+        answer = None
+        for event, value in self.ask_stream(text, mode):
+            if event == "final":
+                answer = value
+        return answer
+
+    def ask_stream(self, text: str, mode: str | None = None):
+        """("partial", markdown so far) events while an LLM writes, then ("final", Answer)."""
         analysis = self.analyze(text)
+        offline_markdown = compose(analysis, self.kb)
+        wanted, notices = self.use_llm(mode)
+        if not wanted:
+            analysis = analysis.model_copy(update={"notices": analysis.notices + notices})
+            yield "final", Answer.offline(analysis, compose(analysis, self.kb) if notices else offline_markdown)
+            return
+        lang = answer_language(analysis)
+        prompt = build_prompt(analysis, self.kb, self.settings.llm)
+        head = "\n".join(verdict_block(analysis, lang)) + "\n\n"
+        tail = "\n".join(closing_block(analysis, lang)) + "\n"
+        written, kept, dropped = "", [], []
+        try:
+            for piece in self.writer.stream(prompt.messages):
+                written += piece
+                *complete, written = _split_complete(written)
+                for sentence in complete:
+                    reason = check_sentence(sentence, prompt.source_ids, self.kb, {m.id for m in analysis.narratives})
+                    (dropped if reason else kept).append(sentence)
+                    if not reason:
+                        yield "partial", head + " ".join(kept)
+        except LLMUnavailable as error:
+            yield "final", self._fallback(analysis, f"The LLM answer was not available ({error}); this is the offline answer.")
+            return
+        for sentence in sentences(written):
+            reason = check_sentence(sentence, prompt.source_ids, self.kb, {m.id for m in analysis.narratives})
+            (dropped if reason else kept).append(sentence)
+        if len(kept) < self.settings.llm.min_kept_sentences:
+            yield "final", self._fallback(
+                analysis,
+                f"The LLM's answer did not cite its sources well enough ({len(dropped)} of {len(kept) + len(dropped)} "
+                "sentences failed the citation check); this is the offline answer.",
+            )
+            return
+        notices = list(analysis.notices)
+        if dropped:
+            notices.append(f"{len(dropped)} sentence(s) of the LLM's answer without a valid citation were removed.")
+        markdown = head + " ".join(kept) + "\n" + tail
+        answer = Answer.offline(analysis.model_copy(update={"notices": notices}), markdown)
+        yield "final", answer.model_copy(update={"mode": "llm", "model": self.writer.model_name})
+
+    def _fallback(self, analysis: Analysis, notice: str) -> Answer:
+        analysis = analysis.model_copy(update={"notices": analysis.notices + [notice]})
         return Answer.offline(analysis, compose(analysis, self.kb))
 
 

@@ -62,11 +62,16 @@ def ask(
     ctx: typer.Context,
     text: Annotated[str, typer.Argument(help="The post to analyse, or - to read it from standard input.")],
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of Markdown.")] = False,
+    llm: Annotated[
+        Optional[bool],
+        typer.Option("--llm/--offline", help="Force the LLM writer or the offline composer (default: LLM when configured)."),
+    ] = None,
 ) -> None:
     """Analyse one post: matched narratives, techniques, context and citations."""
     post = _read_post(text)
+    mode = None if llm is None else ("llm" if llm else "offline")
     try:
-        answer = _assistant(ctx).ask(post)
+        answer = _assistant(ctx).ask(post, mode=mode)
     except NarrativeLensError as error:
         _fail(str(error), code=2)
     except (StoreUnavailable, IngestError) as error:
@@ -194,6 +199,33 @@ def eval_command(
 
     for name, value in metric_rows(summary):
         typer.echo(f"{name:<28} {value}")
+
+
+@app.command("eval-techniques")
+def eval_techniques(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="SemEval-2021 Task 6 subtask-1 file, e.g. ../shared/data/semeval2021-task6/dev_set_task1.txt")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+) -> None:
+    """Score tactic detection on SemEval-2021 Task 6 (the 20 techniques mapped to ours)."""
+    from .evaluation import DatasetError
+    from .evaluation.techniques import score_techniques
+
+    try:
+        result = score_techniques(_assistant(ctx), path)
+    except DatasetError as error:
+        _fail(str(error), code=2)
+    except StoreUnavailable as error:
+        _fail(str(error))
+    if json_output:
+        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+        return
+    typer.echo(f"SemEval-2021 Task 6, subtask 1, {result['n']} texts ({path.name})")
+    typer.echo(f"micro-F1 {result['micro_f1']:.3f} (precision {result['precision']:.3f}, recall {result['recall']:.3f}); "
+               f"macro-F1 {result['macro_f1']:.3f}")
+    typer.echo(f"random baseline on this dev split, as published with the data: micro-F1 {result['random_baseline_dev_micro_f1']}")
+    for name, row in sorted(result["per_technique"].items(), key=lambda item: -item[1]["f1"]):
+        typer.echo(f"  {name:<55} F1 {row['f1']:.3f}  (tp {row['tp']}, fp {row['fp']}, fn {row['fn']})")
 
 
 @app.command()

@@ -13,10 +13,24 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def config_file() -> Path:
+    """The optional TOML config file: NARRATIVE_LENS_CONFIG, or ~/.config/narrative-lens/config.toml."""
+    explicit = os.environ.get("NARRATIVE_LENS_CONFIG")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "narrative-lens" / "config.toml"
 
 
 def default_data_dir() -> Path:
@@ -69,11 +83,23 @@ class MatchingSettings(BaseModel):
 class LLMSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    mode: Literal["auto", "offline", "llm"] = Field(
+        "auto",
+        description="'auto': use the LLM when OPENAI_API_KEY or OPENAI_BASE_URL is set; 'offline': never; 'llm': always try.",
+    )
     model: str = Field("gpt-4o-mini", description="Chat model name sent to the OpenAI-compatible endpoint.")
     temperature: float = Field(0.2, ge=0, le=2)
-    timeout_s: float = Field(30.0, gt=0, description="Per-request timeout.")
-    max_retries: int = Field(2, ge=0, description="Retries on rate limits and transient errors.")
+    connect_timeout_s: float = Field(3.0, gt=0, description="Time allowed to connect to the endpoint.")
+    read_timeout_s: float = Field(
+        8.0, gt=0, description="Longest wait for the next piece of the answer before falling back to offline."
+    )
+    max_retries: int = Field(2, ge=0, description="Retries on rate limits and transient errors (with backoff).")
+    backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles with each retry.")
     context_tokens: int = Field(8192, ge=512, description="The model's context window.")
+    answer_tokens: int = Field(400, ge=32, description="Longest answer requested from the model.")
+    min_kept_sentences: int = Field(
+        2, ge=1, description="Fewer cited sentences than this after the citation check: the offline answer is used."
+    )
 
 
 class AppSettings(BaseModel):
@@ -110,6 +136,26 @@ class Settings(BaseSettings):
     matching: MatchingSettings = MatchingSettings()
     llm: LLMSettings = LLMSettings()
     app: AppSettings = AppSettings()
+
+    @model_validator(mode="after")
+    def _short_names(self) -> "Settings":
+        # NARRATIVE_LENS_LLM_MODEL is the documented short name for llm.model.
+        model = os.environ.get("NARRATIVE_LENS_LLM_MODEL")
+        if model and "model" not in self.llm.model_fields_set:
+            self.llm = self.llm.model_copy(update={"model": model})
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Flags beat the environment, which beats the config file.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=config_file()))
 
     @property
     def user_examples_path(self) -> Path:

@@ -25,7 +25,7 @@ from .models import (
     TacticHit,
 )
 from .retrieval import PassageRetriever, documentation_locator, note_for, note_locator
-from .tactics import TacticDetector
+from .tactics import TacticDetector, TacticModel
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
@@ -102,6 +102,7 @@ class Analyzer:
         examples: ExampleTable,
         retriever: PassageRetriever | None,
         settings: MatchingSettings,
+        tactic_model: TacticModel | None = None,
     ):
         self.kb = kb
         self.embeddings = embeddings
@@ -111,6 +112,7 @@ class Analyzer:
         self.retriever = retriever
         self.settings = settings
         self.tactics = TacticDetector(list(kb.tactics.values()))
+        self.tactic_model = tactic_model
         self._fact_notes = {
             (card.id, index): note_for(kb.sources[fact.source], fact.locator, fact.text)
             for card in kb.narratives.values()
@@ -151,7 +153,10 @@ class Analyzer:
             if int(j) not in chosen and float(post_scores[j]) >= 0.05
         ]
         context = [item for j in chosen for item in self._context(self.matcher.ids[j], book)]
-        tactics = self._tactics(normal, book)
+        segment_vectors = vectors[1:] if len(spans) > 1 else vectors[:1]
+        segment_texts = [normal.text[s:e] for s, e in segment_spans]
+        learned = self.tactic_model.predict(segment_texts, segment_vectors) if self.tactic_model and segment_texts else {}
+        tactics = self._tactics(normal, book, learned, segment_spans)
         self._retrieved(vectors[0].tolist(), book, matched=bool(matches))
         return Analysis(
             text=text,
@@ -230,9 +235,20 @@ class Analyzer:
                 items.append(ContextItem(narrative_id=narrative_id, text=fact.text, citation=number))
         return items
 
-    def _tactics(self, normal, book: CitationBook) -> list[TacticHit]:
+    def _tactics(self, normal, book: CitationBook, learned: dict[str, list[int]], segment_spans) -> list[TacticHit]:
+        """Cue-pattern spans first; sentences the learned model flags add spans the cues missed."""
+        found = self.tactics.find(normal.text)
+        for tactic_id, indexes in learned.items():
+            if tactic_id not in self.kb.tactics:
+                continue
+            spans = found.setdefault(tactic_id, [])
+            for index in indexes:
+                start, end = segment_spans[index]
+                if not any(s < end and e > start for s, e in spans):
+                    spans.append((start, end))
+            spans.sort()
         hits = []
-        for tactic_id, spans in self.tactics.find(normal.text).items():
+        for tactic_id, spans in found.items():
             card = self.kb.tactics[tactic_id]
             mapped = []
             for start, end in spans:

@@ -28,7 +28,7 @@ def as_text_block(text: str) -> str:
 
 def mode_line(answer) -> str:
     if answer.mode == "llm" and answer.model:
-        return f"_Mode: LLM ({answer.model}), checked against the knowledge base's sources._"
+        return f"_Mode: LLM ({answer.model}); every sentence was checked against the cited sources._"
     return MODE_LINE["offline"]
 
 

@@ -36,6 +36,7 @@ from .render import (  # noqa: E402
 
 log = logging.getLogger(__name__)
 API_NAME = "analyze"
+MODES = {"auto": None, "offline": "offline", "llm": "llm"}
 MAX_BATCH = 20
 CSS = """
 .nl-citation summary { cursor: pointer; }
@@ -74,7 +75,7 @@ class Handlers:
         json_file.write_text(answer_json(answer), encoding="utf-8")
         return str(markdown), str(json_file)
 
-    def submit(self, message: str, history: list, several: bool, state: dict | None):
+    def submit(self, message: str, history: list, several: bool, state: dict | None, mode: str = "auto"):
         """Stream the answer into the chat; fill the evidence panels at the end."""
         history = list(history or [])
         state = dict(state or {})
@@ -91,11 +92,22 @@ class Handlers:
                 yield from self._batch(message, history, state)
                 return
             if state.get("post") and looks_like_question(message):
-                result = self.assistant.follow_up(message, focus=[n["id"] for n in state.get("narratives", [])])
-                yield from self._stream(history, result.answer + "\n\n" + mode_line(result), state, keep)
+                result = self.assistant.follow_up(message, focus=[n["id"] for n in state.get("narratives", [])], mode=MODES[mode])
+                text = "\n".join(f"> {n}" for n in result.notices) + ("\n\n" if result.notices else "") + result.answer
+                yield from self._stream(history, text + "\n\n" + mode_line(result), state, keep)
                 return
-            answer = self.assistant.ask(message)
+            answer = None
+            history.append({"role": "assistant", "content": "_Analysing…_"})
+            for event, value in self.assistant.ask_stream(message, MODES[mode]):
+                if event == "partial":
+                    history[-1] = {"role": "assistant", "content": value}
+                    yield (history, "", *keep, state)
+                else:
+                    answer = value
+            history.pop()
         except Exception as error:  # shown as a short message, never a traceback
+            if history and history[-1].get("content") == "_Analysing…_":
+                history.pop()
             history.append({"role": "assistant", "content": f"**Error:** {friendly(error)}"})
             yield (history, "", *keep, state)
             return
@@ -297,6 +309,10 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             )
             with gr.Row():
                 several = gr.Checkbox(label="Several posts, separated by a blank line (side-by-side table)", value=False)
+                mode = gr.Radio(
+                    [("Auto (LLM if configured)", "auto"), ("Offline", "offline"), ("LLM", "llm")],
+                    value="auto", label="Answer mode", elem_id="mode",
+                )
                 submit = gr.Button("Analyse", variant="primary", elem_id="analyse")
             highlight = gr.HighlightedText(label="Why it matches: the post's phrases", visible=False, elem_id="highlights")
             batch = gr.Dataframe(headers=BATCH_HEADERS, visible=False, label="Posts side by side", elem_id="batch", interactive=False)
@@ -312,8 +328,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                 save = gr.Button("Save as labelled example", elem_id="save-example")
                 saved = gr.Markdown(elem_id="saved")
             outputs = [chatbot, post, highlight, citations, batch, download_md, download_json, teach_narratives, teach_tactics, saved, state]
-            submit.click(handlers.submit, [post, chatbot, several, state], outputs)
-            post.submit(handlers.submit, [post, chatbot, several, state], outputs)
+            submit.click(handlers.submit, [post, chatbot, several, state, mode], outputs)
+            post.submit(handlers.submit, [post, chatbot, several, state, mode], outputs)
             save.click(handlers.save_example, [state, teach_narratives, teach_tactics, for_eval], saved)
 
         with gr.Tab("Narratives and tactics", id="browse"):

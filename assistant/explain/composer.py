@@ -84,34 +84,55 @@ def format_citation(citation: Citation) -> str:
     return line
 
 
-def compose(analysis: Analysis, kb: KnowledgeBase, language: str | None = None) -> str:
-    """The Markdown answer for an analysis, in English or Chinese (by the post's language)."""
-    lang = language or ("zh" if analysis.lang == "zh" else "en")
+def answer_language(analysis: Analysis, language: str | None = None) -> str:
+    return language or ("zh" if analysis.lang == "zh" else "en")
+
+
+def verdict_block(analysis: Analysis, lang: str) -> list[str]:
+    """Notices and the verdict line(s): decided by the analysis, never by an LLM."""
     say = PHRASES[lang]
     conf = (lambda c: CONFIDENCE_ZH[c]) if lang == "zh" else (lambda c: c)
     lines: list[str] = []
     if analysis.notices:
         lines += [f"> {notice}" for notice in analysis.notices] + [""]
-
     if not analysis.narratives:
         if analysis.candidates:
             best = analysis.candidates[0]
             lines.append(say["verdict_none"].format(best=f"{best.title} ({best.score:.2f})", threshold=analysis.threshold))
         else:
             lines.append(say["verdict_none_plain"].format(threshold=analysis.threshold))
-    else:
-        first, *others = analysis.narratives
+        return lines
+    first, *others = analysis.narratives
+    lines.append(
+        say["verdict_match"].format(
+            title=first.title, score=first.score, confidence=conf(first.confidence), cite=_cite(*first.citations)
+        )
+    )
+    for match in others:
         lines.append(
-            say["verdict_match"].format(
-                title=first.title, score=first.score, confidence=conf(first.confidence), cite=_cite(*first.citations)
+            say["verdict_also"].format(
+                title=match.title, score=match.score, confidence=conf(match.confidence), cite=_cite(*match.citations)
             )
         )
-        for match in others:
-            lines.append(
-                say["verdict_also"].format(
-                    title=match.title, score=match.score, confidence=conf(match.confidence), cite=_cite(*match.citations)
-                )
-            )
+    return lines
+
+
+def closing_block(analysis: Analysis, lang: str) -> list[str]:
+    """The attribution caveat and the numbered sources."""
+    say = PHRASES[lang]
+    lines = ["", say["caveat"] if analysis.narratives else say["caveat_none"]]
+    if analysis.citations:
+        lines += ["", say["sources"]]
+        lines += [format_citation(citation) for citation in analysis.citations]
+    return lines
+
+
+def compose(analysis: Analysis, kb: KnowledgeBase, language: str | None = None) -> str:
+    """The Markdown answer for an analysis, in English or Chinese (by the post's language)."""
+    lang = answer_language(analysis, language)
+    say = PHRASES[lang]
+    lines = verdict_block(analysis, lang)
+    if analysis.narratives:
         lines += ["", say["why"]]
         for match in analysis.narratives:
             lines.append(say["summary"].format(summary=match.summary.strip(), cite=_cite(*match.citations)))
@@ -154,13 +175,8 @@ def compose(analysis: Analysis, kb: KnowledgeBase, language: str | None = None) 
                     title=citation.title, locator=citation.locator, text=_quote(citation.text, 220), cite=_cite(citation.id)
                 )
             )
-
-    lines += ["", say["caveat"] if analysis.narratives else say["caveat_none"]]
-    if analysis.citations:
-        lines += ["", say["sources"]]
-        lines += [format_citation(citation) for citation in analysis.citations]
+    lines += closing_block(analysis, lang)
     return "\n".join(lines).strip() + "\n"
-
 
 FOLLOWUP = {
     "en": {
