@@ -150,9 +150,12 @@ def test_browse_a_narrative_card(page):
 @pytest.mark.browser
 def test_examples_gallery_and_quiz(page):
     page.get_by_role("tab", name="Examples and quiz").click()
-    page.locator("#gallery").get_by_text("ben-en-001", exact=True).first.click()
+    from assistant.corpus import load_knowledge_base
+
+    first = next(e.id for e in load_knowledge_base(REPO / "corpus").examples if e.split == "train")
+    page.locator("#gallery").get_by_text(first, exact=True).first.click()
     page.locator("#gallery-answer").get_by_text("Mode: offline").wait_for()
-    assert "ben-en-001" in page.locator("#gallery-answer").inner_text()
+    assert first in page.locator("#gallery-answer").inner_text()
     page.locator("#quiz-new").click()
     page.locator("#quiz-post").get_by_text("Which narratives").wait_for()
     page.locator("#quiz-narratives").get_by_text("No known narrative").click()
@@ -168,12 +171,12 @@ def test_saved_example_joins_the_next_analysis(page):
     page.locator("#chat").get_by_text("Mode: offline").wait_for()
     page.locator("#teach").get_by_text("Correct the labels").click()
     boxes = page.locator("#teach-narratives")
-    for label in boxes.locator("label").all():
-        if label.locator("input").is_checked():
-            label.click()
-    boxes.get_by_text("There is no forced labour in Xinjiang").click()
+    for box in boxes.locator("input[type=checkbox]").all():
+        box.uncheck()
+    boxes.get_by_label("There is no forced labour in Xinjiang").check()
     page.locator("#save-example").click()
     page.locator("#saved").get_by_text("Saved as").wait_for(timeout=60_000)
+    assert "(xinjiang-no-forced-labor)" in page.locator("#saved").inner_text()
     saved_id = page.locator("#saved code").first.inner_text()
     assert saved_id.startswith("user-")
     analyse(page, post)

@@ -30,6 +30,15 @@ SENTENCE = re.compile(r"(?:[^.!?。！？\n]|[.!?](?=[^\s\[.!?]))+(?:[.!?。！�
 ABBREVIATIONS = re.compile(r"\b(?:U\.S|U\.K|U\.N|E\.U|e\.g|i\.e|Mr|Mrs|Ms|Dr|St|vs|No)\.", re.IGNORECASE)
 
 
+# Claims about who is behind a post, which one post cannot show.
+ATTRIBUTION = re.compile(
+    r"\b(?:is|are|was|were)\s+(?:(?:chinese|ccp|communist|state|government|russian|a|an)\s+)*"
+    r"(?:propaganda|state media|troll|bot|sockpuppet|sock puppet)s?\b"
+    r"|\b(?:is|are|was|were)\s+part of (?:a|an|the)\s+(?:\w+\s+)?(?:influence\s+)?(?:operation|campaign|network)"
+    r"|是(?:中国|中共)?(?:国家|官方)?宣传|是水军|是五毛"
+)
+
+
 class LLMUnavailable(Exception):
     """The endpoint failed (down, slow, rate-limited, garbage); the message says why, without secrets."""
 
@@ -97,16 +106,14 @@ def build_prompt(analysis: Analysis, kb: KnowledgeBase, settings: LLMSettings, q
             f"- {m.title} (score {m.score:.2f}); cite [{', '.join(map(str, m.citations)) or '-'}]: {m.summary}"
             for m in analysis.narratives
         )
-        phrases = "\n".join(
-            f'- "{p.text[:200]}" supports {m.title}' for m in analysis.narratives for p in m.evidence.phrases[:3]
-        )
+        phrases = [f'- "{p.text[:200]}" supports {m.title}' for m in analysis.narratives for p in m.evidence.phrases[:3]]
     else:
-        matched, phrases = "(none: the post matches no known narrative; say so)", ""
-    tactics = "\n".join(
+        matched, phrases = "(none: the post matches no known narrative; say so)", []
+    tactics = [
         f"- {t.name}: \"{t.spans[0].text[:120] if t.spans else ''}\" cite [{', '.join(map(str, t.citations)) or '-'}]"
         for t in analysis.tactics
-    ) or "(none found)"
-    context = "\n".join(f"- {c.text} [{c.citation}]" for c in analysis.context) or "(none)"
+    ]
+    context = [f"- {c.text} [{c.citation}]" for c in analysis.context]
     task = (
         f"Answer this follow-up question from the sources: {question}"
         if question
@@ -115,14 +122,15 @@ def build_prompt(analysis: Analysis, kb: KnowledgeBase, settings: LLMSettings, q
     encoding = _encoding()
     budget = settings.context_tokens - settings.answer_tokens - 64
     # Citations are numbered in order of relevance (narrative documentation and facts first, then retrieval),
-    # so trimming from the end keeps the most relevant passages.
+    # so trimming from the end keeps the most relevant passages; then the post, then the lesser blocks.
     sources = list(analysis.citations)
     dropped: list[int] = []
     post = analysis.text
     while True:
         source_text = "\n".join(f"[{c.id}] {c.title} ({c.locator}): {c.text}" for c in sources)
         user = (
-            f"ANALYSIS\nMATCHED:\n{matched}\nPHRASES:\n{phrases or '(none)'}\nTECHNIQUES:\n{tactics}\nCONTEXT:\n{context}\n\n"
+            f"ANALYSIS\nMATCHED:\n{matched}\nPHRASES:\n{chr(10).join(phrases) or '(none)'}\n"
+            f"TECHNIQUES:\n{chr(10).join(tactics) or '(none found)'}\nCONTEXT:\n{chr(10).join(context) or '(none)'}\n\n"
             f"SOURCES\n{source_text or '(none)'}\n\n<post>\n{_fence(post)}\n</post>\n\nTASK: {task}"
         )
         tokens = len(encoding.encode(system)) + len(encoding.encode(user))
@@ -132,6 +140,12 @@ def build_prompt(analysis: Analysis, kb: KnowledgeBase, settings: LLMSettings, q
             dropped.append(sources.pop().id)
         elif len(post) > 200:
             post = post[: len(post) // 2] + " …"
+        elif context:
+            context.pop()
+        elif tactics:
+            tactics.pop()
+        elif phrases:
+            phrases.pop()
         else:
             break
     return Prompt([SystemMessage(system), HumanMessage(user)], {c.id for c in sources}, tokens, dropped)
@@ -170,7 +184,7 @@ def check_sentence(sentence: str, allowed: set[int], kb: KnowledgeBase, matched:
     for narrative_id in kb.narratives:
         if narrative_id not in matched and any(name in lowered for name in _names(kb, narrative_id)):
             return f"names unmatched narrative {narrative_id}"
-    if re.search(r"\b(?:is|are) (?:state |chinese |ccp )?propaganda\b|是(?:国家|官方)?宣传", lowered):
+    if ATTRIBUTION.search(lowered):
         return "attributes the post"
     return None
 
