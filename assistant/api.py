@@ -49,7 +49,7 @@ from .analysis.tactics import TacticModel
 from .text import clean, normalise, segments
 
 
-MATCHER_VERSION = "5"  # bump when the matcher's features or model change, to refit cached matchers
+MATCHER_VERSION = "8"  # bump when the matcher's features or model change, to refit cached matchers
 
 
 class NarrativeLensError(Exception):
@@ -242,7 +242,7 @@ class Assistant:
                 self.kb, self.embeddings, matcher, markers, table, retriever, self.settings.matching, tactic_model
             )
 
-    def _fit_tactic_model(self) -> TacticModel:
+    def _fit_tactic_model(self, matcher: NarrativeMatcher) -> TacticModel:
         texts, labels = [], []
         for example in self.kb.examples_in("train", "user"):
             normal = normalise(example.text)
@@ -250,7 +250,7 @@ class Assistant:
                 o_start, o_end = normal.original_span(start, end)
                 texts.append(normal.text[start:end])
                 labels.append({span.id for span in example.tactics if span.start < o_end and span.end > o_start})
-        return TacticModel().fit(texts, self.embeddings.encode(texts), labels)
+        return TacticModel().fit(matcher.features(texts, self.embeddings.encode(texts, normalised=True)), labels)
 
     def _fitted_models(self, generation, table, markers, ids) -> tuple[NarrativeMatcher, TacticModel]:
         """Fit once per index generation; later starts load the fitted models from disk."""
@@ -280,12 +280,15 @@ class Assistant:
             self.settings.matching.target_benign_fpr,
             claims=claims,
         )
-        tactic_model = self._fit_tactic_model()
+        tactic_model = self._fit_tactic_model(matcher)
         cache.parent.mkdir(parents=True, exist_ok=True)
         partial = cache.with_suffix(f".{os.getpid()}.part")
         with open(partial, "wb") as handle:
             pickle.dump((matcher, tactic_model), handle)
         os.replace(partial, cache)
+        for stale in cache.parent.glob("matcher-*.pkl"):
+            if stale != cache:
+                stale.unlink(missing_ok=True)  # fitted for an older index or settings
         return matcher, tactic_model
 
     @cached_property
@@ -362,6 +365,12 @@ class Assistant:
     def analyze(self, text: str) -> Analysis:
         text, notices = prepare_post(text, self.settings.app.max_post_chars)
         return self.analyzer.analyze(text, notices)
+
+    def ask_many(self, texts: list[str]) -> list[Answer]:
+        """Offline answers for many posts at once (batch evals): one embedding and one matcher pass."""
+        prepared = [prepare_post(text, self.settings.app.max_post_chars) for text in texts]
+        analyses = self.analyzer.analyze_many([t for t, _ in prepared], [n for _, n in prepared])
+        return [Answer.offline(analysis, compose(analysis, self.kb)) for analysis in analyses]
 
     # -- answers ------------------------------------------------------------
     @cached_property

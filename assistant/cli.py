@@ -166,7 +166,12 @@ def eval_command(
     if mode not in ("offline", "llm"):
         _fail(f"unknown mode '{mode}' (offline or llm)", code=2)
     if mode == "llm":
-        _fail("--mode llm needs an LLM endpoint; none is configured (set OPENAI_API_KEY or OPENAI_BASE_URL)", code=2)
+        from .explain.llm import llm_configured
+
+        if not llm_configured():
+            _fail("--mode llm needs an LLM endpoint; none is configured (set OPENAI_API_KEY or OPENAI_BASE_URL)", code=2)
+        if cv:
+            _fail("--cv runs offline only", code=2)
     assistant = _assistant(ctx)
     known = None if cv else set(assistant.kb.narratives)
     try:
@@ -183,7 +188,7 @@ def eval_command(
             if cv:
                 summary, answers = cross_validate(ctx.obj, examples, labels, cv, progress=advance)
             else:
-                summary, answers = evaluate(assistant, examples, labels, progress=advance)
+                summary, answers = evaluate(assistant, examples, labels, progress=advance, mode=mode)
     except (ValueError, StoreUnavailable) as error:
         _fail(str(error), code=2)
     summary["mode"] = mode

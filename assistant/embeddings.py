@@ -36,11 +36,12 @@ class MultilingualUSEEmbeddings(Embeddings):
 
         return USE(threads=self.threads)
 
-    def encode(self, texts: list[str]) -> np.ndarray:
+    def encode(self, texts: list[str], normalised: bool = False) -> np.ndarray:
+        """Unit vectors; `normalised=True` when the texts already went through text.normalise."""
         if not texts:
             return np.zeros((0, 512), dtype=np.float32)
         # Blank strings give NaN in the encoder; a single space embeds as "nothing".
-        batch = [clean(text) or " " for text in texts]
+        batch = [(text if normalised else clean(text)) or " " for text in texts]
         with self._lock:
             vectors = np.asarray(self._model.encode(batch), dtype=np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -62,8 +63,9 @@ class OpenAICompatibleEmbeddings(Embeddings):
         self.name = f"openai:{model}"
         self._inner = OpenAIEmbeddings(model=model)
 
-    def encode(self, texts: list[str]) -> np.ndarray:
-        vectors = np.asarray(self._inner.embed_documents([clean(text) or " " for text in texts]), dtype=np.float32)
+    def encode(self, texts: list[str], normalised: bool = False) -> np.ndarray:
+        batch = [(text if normalised else clean(text)) or " " for text in texts]
+        vectors = np.asarray(self._inner.embed_documents(batch), dtype=np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.where(norms == 0, 1, norms)
 

@@ -122,12 +122,35 @@ class Analyzer:
 
     # -- the pipeline -------------------------------------------------------
     def analyze(self, text: str, notices: list[str] | None = None) -> Analysis:
-        normal = normalise(text)
+        return self.analyze_many([text], [notices or []])[0]
+
+    def analyze_many(self, texts: list[str], notices: list[list[str]] | None = None) -> list[Analysis]:
+        """Analyses several posts with one embedding call and one matcher call (batch evals)."""
+        notices = notices or [[] for _ in texts]
+        prepared = []
+        pieces: list[str] = []
+        hits = []
+        for text in texts:
+            normal = normalise(text)
+            spans = segments(normal.text)[:MAX_SEGMENTS]
+            own = [normal.text] + ([normal.text[s:e] for s, e in spans] if len(spans) > 1 else [])
+            prepared.append((text, normal, spans, len(pieces), len(own)))
+            pieces += own
+            whole = self.matcher.markers.hits(normal.text)
+            # Sentences are parts of the post: without a marker in the post there is none in them.
+            rest = self.matcher.markers.matrix(own[1:]) if whole.any() else np.zeros((len(own) - 1, len(whole)), np.float32)
+            hits.append(np.vstack([whole[None, :], rest]))
+        vectors = self.embeddings.encode(pieces, normalised=True)
+        features = self.matcher.features(pieces, vectors, np.vstack(hits) if hits else None)
+        _, scores = self.matcher.predict_features(features)
+        results = []
+        for (text, normal, spans, start, count), post_notices in zip(prepared, notices):
+            rows = slice(start, start + count)
+            results.append(self._assemble(text, normal, spans, vectors[rows], scores[rows], features[rows], post_notices))
+        return results
+
+    def _assemble(self, text, normal, spans, vectors, scores, features, notices) -> Analysis:
         lang = detect_language(normal.text)
-        spans = segments(normal.text)[:MAX_SEGMENTS]
-        pieces = [normal.text] + ([normal.text[s:e] for s, e in spans] if len(spans) > 1 else [])
-        vectors = self.embeddings.encode(pieces)
-        _, scores = self.matcher.predict(pieces, vectors)
         post_scores = scores[0]
         segment_scores = scores[1:] if len(spans) > 1 else scores[:1]
         segment_spans = spans if len(spans) > 1 else ([(0, len(normal.text))] if normal.text else [])
@@ -153,9 +176,8 @@ class Analyzer:
             if int(j) not in chosen and float(post_scores[j]) >= 0.05
         ]
         context = [item for j in chosen for item in self._context(self.matcher.ids[j], book)]
-        segment_vectors = vectors[1:] if len(spans) > 1 else vectors[:1]
-        segment_texts = [normal.text[s:e] for s, e in segment_spans]
-        learned = self.tactic_model.predict(segment_texts, segment_vectors) if self.tactic_model and segment_texts else {}
+        segment_features = features[1:] if len(spans) > 1 else features[:1]
+        learned = self.tactic_model.predict(segment_features) if self.tactic_model and segment_spans else {}
         tactics = self._tactics(normal, book, learned, segment_spans)
         self._retrieved(vectors[0].tolist(), book, matched=bool(matches))
         return Analysis(

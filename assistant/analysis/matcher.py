@@ -37,14 +37,22 @@ class MarkerIndex:
         self.ids = [card.id for card in cards]
         self.patterns: list[re.Pattern | None] = []
         for card in cards:
-            phrases = sorted({phrase.strip() for phrase in card.markers.all() if phrase.strip()}, key=len, reverse=True)
+            # Longest first so the regex prefers whole phrases; ties by text, so the pattern is the same in every process.
+            phrases = sorted({phrase.strip() for phrase in card.markers.all() if phrase.strip()}, key=lambda p: (-len(p), p))
             if phrases:
                 self.patterns.append(re.compile("|".join(_phrase_pattern(p) for p in phrases), re.IGNORECASE))
             else:
                 self.patterns.append(None)
+        parts = [f"(?P<n{i}>{p.pattern})" for i, p in enumerate(self.patterns) if p is not None]
+        self.combined = re.compile("|".join(parts), re.IGNORECASE) if parts else None
 
     def hits(self, text: str) -> np.ndarray:
-        return np.array([1.0 if p is not None and p.search(text) else 0.0 for p in self.patterns], dtype=np.float32)
+        found = np.zeros(len(self.ids), dtype=np.float32)
+        if self.combined is not None:
+            # One scan finds which narratives' markers occur; the group name says whose marker it is.
+            for match in self.combined.finditer(text):
+                found[int(match.lastgroup[1:])] = 1.0
+        return found
 
     def matrix(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -82,9 +90,10 @@ class NarrativeMatcher:
         self.choice: LogisticRegression | None = None
 
     # -- features -----------------------------------------------------------
-    def features(self, texts: list[str], vectors: np.ndarray):
-        """texts are normalised (see text.clean); vectors are their unit embeddings."""
-        parts = [csr_matrix(vectors.astype(np.float64)), csr_matrix(self.markers.matrix(texts).astype(np.float64))]
+    def features(self, texts: list[str], vectors: np.ndarray, marker_hits: np.ndarray | None = None):
+        """texts are normalised (see text.clean); vectors are their unit embeddings; marker hits may be given."""
+        hits = self.markers.matrix(texts) if marker_hits is None else marker_hits
+        parts = [csr_matrix(vectors.astype(np.float64)), csr_matrix(hits.astype(np.float64))]
         if self.vectorizer is not None:
             parts.append(self.vectorizer.transform([text.lower() for text in texts]))
         return hstack(parts).tocsr()
@@ -135,7 +144,13 @@ class NarrativeMatcher:
         return self
 
     def _choice_matrix(self, x) -> np.ndarray:
-        probabilities = self.choice.predict_proba(x)
+        # The softmax of the linear scores, computed directly: sklearn's input checks cost more than the maths.
+        scores = np.asarray(x @ self.choice.coef_.T) + self.choice.intercept_
+        if scores.shape[1] == 1:  # two classes: sklearn keeps one column of coefficients
+            scores = np.hstack([-scores, scores])
+        scores -= scores.max(axis=1, keepdims=True)
+        probabilities = np.exp(scores)
+        probabilities /= probabilities.sum(axis=1, keepdims=True)
         out = np.zeros((x.shape[0], len(self.ids)))
         for column, label in enumerate(self.classes):
             out[:, self.ids.index(label)] = probabilities[:, column]
@@ -144,8 +159,12 @@ class NarrativeMatcher:
     # -- scoring ------------------------------------------------------------
     def predict(self, texts: list[str], vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(P(any narrative) per text, P(narrative) per text and narrative)."""
-        x = self.features(texts, vectors)
-        gate = self.calibrator.predict_proba(self.gate.decision_function(x).reshape(-1, 1))[:, 1]
+        return self.predict_features(self.features(texts, vectors))
+
+    def predict_features(self, x) -> tuple[np.ndarray, np.ndarray]:
+        decision = np.asarray(x @ self.gate.coef_[0]).ravel() + self.gate.intercept_[0]
+        logit = decision * self.calibrator.coef_[0, 0] + self.calibrator.intercept_[0]
+        gate = 1.0 / (1.0 + np.exp(-logit))
         choice = self._choice_matrix(x)
         relative = choice / np.maximum(choice.max(axis=1, keepdims=True), 1e-12)
         return gate, gate[:, None] * relative

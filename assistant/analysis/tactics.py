@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from ..corpus import TacticCard
 
 MAX_SPANS_PER_TACTIC = 5
+SELF_CONTAINED = re.compile(r"\\\d|\(\?P=|\(\?[aiLmsux]+\)")
 
 
 @dataclass(frozen=True)
@@ -22,13 +23,21 @@ class TacticDetector:
         self.cards = {card.id: card for card in cards}
         self.patterns: dict[str, list[re.Pattern]] = {}
         for card in cards:
-            compiled = []
+            valid = []
             for cue in card.cues.all():
                 try:
-                    compiled.append(re.compile(cue, re.IGNORECASE))
+                    re.compile(cue, re.IGNORECASE)
+                    valid.append(cue)
                 except re.error:
                     continue  # validate reports it; a bad cue must not stop analysis
-            if compiled:
+            if valid:
+                # One alternation per tactic scans the post once instead of once per cue; cues with
+                # back-references or inline flags keep their own pattern, since joining would change them.
+                alone = [cue for cue in valid if SELF_CONTAINED.search(cue)]
+                joined = [cue for cue in valid if cue not in alone]
+                compiled = [re.compile(cue, re.IGNORECASE) for cue in alone]
+                if joined:
+                    compiled.append(re.compile("|".join(f"(?:{cue})" for cue in joined), re.IGNORECASE))
                 self.patterns[card.id] = compiled
 
     def find(self, text: str) -> dict[str, list[tuple[int, int]]]:
@@ -59,52 +68,42 @@ class TacticModel:
     """Learned from the annotated examples: which sentences carry which technique.
 
     Cue patterns are precise but miss paraphrases; this model catches
-    sentences that resemble annotated spans. A tactic needs a few annotated
-    examples before it gets a model.
+    sentences that resemble annotated spans. It reads the same features as the
+    narrative matcher (computed once per post), and a tactic needs a few
+    annotated examples before it gets a model.
     """
 
     def __init__(self, c: float = 4.0, min_positive: int = 5, threshold: float = 0.5):
         self.c = c
         self.min_positive = min_positive
         self.threshold = threshold
-        self.vectorizer = None
-        self.models: dict[str, object] = {}
+        self.ids: list[str] = []
+        self.weights = None
+        self.bias = None
 
-    def _features(self, texts: list[str], vectors):
-        from scipy.sparse import csr_matrix, hstack
-
-        return hstack([csr_matrix(vectors.astype("float64")), self.vectorizer.transform([t.lower() for t in texts])]).tocsr()
-
-    def fit(self, texts: list[str], vectors, labels: list[set[str]]) -> "TacticModel":
+    def fit(self, x, labels: list[set[str]]) -> "TacticModel":
         import numpy as np
-        from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 
-        if not texts:
-            return self
-        self.vectorizer = TfidfVectorizer(
-            analyzer="char_wb", ngram_range=(2, 4), min_df=2, sublinear_tf=True, max_features=30000
-        ).fit([t.lower() for t in texts])
-        x = self._features(texts, vectors)
+        models = {}
         for tactic_id in sorted({t for group in labels for t in group}):
             y = np.array([tactic_id in group for group in labels])
             if self.min_positive <= y.sum() < len(y):
-                model = LogisticRegression(C=self.c, max_iter=2000, class_weight="balanced")
-                self.models[tactic_id] = model.fit(x, y)
+                models[tactic_id] = LogisticRegression(C=self.c, max_iter=2000, class_weight="balanced").fit(x, y)
         # One matrix product scores every tactic at once at analysis time.
-        self.ids = list(self.models)
+        self.ids = list(models)
         if self.ids:
-            self.weights = np.vstack([self.models[t].coef_[0] for t in self.ids]).T
-            self.bias = np.array([self.models[t].intercept_[0] for t in self.ids])
+            self.weights = np.vstack([models[t].coef_[0] for t in self.ids]).T
+            self.bias = np.array([models[t].intercept_[0] for t in self.ids])
         return self
 
-    def predict(self, texts: list[str], vectors) -> dict[str, list[int]]:
-        """Tactic id -> indexes of the segments that carry it."""
-        if not self.models or not texts:
-            return {}
+    def predict(self, x) -> dict[str, list[int]]:
+        """Tactic id -> indexes of the rows (sentences) that carry it."""
         import numpy as np
 
-        logits = np.asarray(self._features(texts, vectors) @ self.weights) + self.bias
+        if not self.ids or x.shape[0] == 0:
+            return {}
+        logits = np.asarray(x @ self.weights) + self.bias
         cut = np.log(self.threshold / (1 - self.threshold))
         found = {}
         for column, tactic_id in enumerate(self.ids):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 import time
+
+import numpy as np
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,33 +19,56 @@ from .dataset import EvalExample
 from .metrics import Prediction, summarise
 
 
-def predict(assistant: Assistant, example: EvalExample) -> tuple[Prediction, Answer | None]:
+BATCH = 32
+LATENCY_SAMPLE = 100
+
+
+def _prediction(example: EvalExample, answer: Answer | None, elapsed_ms: float, faithfulness: float | None = None) -> Prediction:
+    if answer is None:
+        return Prediction(example.id, example.narratives, [], 0.0, example.tactics, [], 0, 0, elapsed_ms)
+    check = check_citations(answer.answer, {c.id for c in answer.citations})
+    return Prediction(
+        id=example.id,
+        gold=list(example.narratives),
+        predicted=[n.id for n in answer.narratives],
+        top_score=answer.narratives[0].score if answer.narratives else 0.0,
+        gold_tactics=example.tactics,
+        predicted_tactics=sorted({t.id for t in answer.tactics}),
+        citation_markers=check.total,
+        citation_unresolved=len(check.unresolved),
+        latency_ms=elapsed_ms,
+        faithfulness=faithfulness,
+    )
+
+
+def predict(assistant: Assistant, example: EvalExample, mode: str = "offline") -> tuple[Prediction, Answer | None]:
     started = time.perf_counter()
     try:
-        answer = assistant.ask(example.text)
-    except Exception as error:  # an example that cannot be answered counts as no prediction
-        elapsed = (time.perf_counter() - started) * 1000
-        return (
-            Prediction(example.id, example.narratives, [], 0.0, example.tactics, [], 0, 0, elapsed),
-            None,
-        )
+        answer = assistant.ask(example.text, mode=mode)
+    except Exception:  # an example that cannot be answered counts as no prediction
+        return _prediction(example, None, (time.perf_counter() - started) * 1000), None
     elapsed = (time.perf_counter() - started) * 1000
-    check = check_citations(answer.answer, {c.id for c in answer.citations})
-    top = answer.narratives[0].score if answer.narratives else 0.0
-    return (
-        Prediction(
-            id=example.id,
-            gold=list(example.narratives),
-            predicted=[n.id for n in answer.narratives],
-            top_score=top,
-            gold_tactics=example.tactics,
-            predicted_tactics=sorted({t.id for t in answer.tactics}),
-            citation_markers=check.total,
-            citation_unresolved=len(check.unresolved),
-            latency_ms=elapsed,
-        ),
-        answer,
-    )
+    faithful = faithfulness(assistant, answer) if mode == "llm" and answer.mode == "llm" else None
+    return _prediction(example, answer, elapsed, faithful), answer
+
+
+def faithfulness(assistant: Assistant, answer: Answer, min_similarity: float = 0.3) -> float | None:
+    """Share of the LLM's cited sentences that are close in meaning to a passage they cite."""
+    from ..explain.llm import sentences
+
+    body = answer.answer.split("\n### ")[0]
+    passages = {c.id: c.text for c in answer.citations}
+    cited = [(s, [int(n) for n in re.findall(r"\[(\d+)\]", s) if int(n) in passages]) for s in sentences(body)]
+    cited = [(s, ids) for s, ids in cited if ids]
+    if not cited:
+        return None
+    vectors = assistant.embeddings.encode([s for s, _ in cited] + [passages[i] for _, ids in cited for i in ids])
+    supported, offset = 0, len(cited)
+    for index, (_, ids) in enumerate(cited):
+        best = max(float(vectors[index] @ vectors[offset + k]) for k in range(len(ids)))
+        supported += best >= min_similarity
+        offset += len(ids)
+    return supported / len(cited)
 
 
 def evaluate(
@@ -50,18 +76,43 @@ def evaluate(
     examples: list[EvalExample],
     labels: list[str],
     progress: Callable[[int], None] | None = None,
+    mode: str = "offline",
 ) -> tuple[dict, list[Answer | None]]:
+    """Offline: posts are answered in batches (throughput), and single-post latency is measured on a sample.
+    LLM mode: one post at a time, with faithfulness."""
     assistant.analyzer  # load and fit before the clock starts
-    predictions, answers = [], []
+    predictions: list[Prediction] = []
+    answers: list[Answer | None] = []
     started = time.perf_counter()
-    for example in examples:
-        prediction, answer = predict(assistant, example)
-        predictions.append(prediction)
-        answers.append(answer)
-        if progress:
-            progress(1)
+    if mode == "llm":
+        for example in examples:
+            prediction, answer = predict(assistant, example, mode="llm")
+            predictions.append(prediction)
+            answers.append(answer)
+            if progress:
+                progress(1)
+    else:
+        for offset in range(0, len(examples), BATCH):
+            batch = examples[offset : offset + BATCH]
+            batch_started = time.perf_counter()
+            try:
+                batch_answers: list[Answer | None] = list(assistant.ask_many([e.text for e in batch]))
+            except Exception:  # one unanswerable post must not sink the batch
+                batch_answers = [predict(assistant, e)[1] for e in batch]
+            per_post = (time.perf_counter() - batch_started) * 1000 / len(batch)
+            for example, answer in zip(batch, batch_answers):
+                predictions.append(_prediction(example, answer, per_post))
+                answers.append(answer)
+            if progress:
+                progress(len(batch))
     wall = time.perf_counter() - started
     summary = summarise(predictions, labels, wall)
+    if mode != "llm":
+        # Single-post latency, as a user pasting one post sees it.
+        sample = [predict(assistant, e)[0].latency_ms for e in examples[:LATENCY_SAMPLE]]
+        summary["latency_ms"].update(
+            {"p50": round(float(np.percentile(sample, 50)), 2), "p95": round(float(np.percentile(sample, 95)), 2), "sample": len(sample)}
+        )
     summary["threshold"] = assistant.analyzer.matcher.threshold
     return summary, answers
 
@@ -118,11 +169,12 @@ def cross_validate(
             kb = _cv_knowledge_base(base, [examples[i] for i in train_idx], labels)
             assistant = Assistant(fold_settings, kb=kb)
             assistant.analyzer
-            for i in test_idx:
-                prediction, answer = predict(assistant, examples[i])
-                fold_predictions.append((int(i), prediction, answer))
-                if progress:
-                    progress(1)
+            fold = [examples[i] for i in test_idx]
+            fold_answers = assistant.ask_many([e.text for e in fold])
+            for i, example, answer in zip(test_idx, fold, fold_answers):
+                fold_predictions.append((int(i), _prediction(example, answer, 0.0), answer))
+            if progress:
+                progress(len(fold))
     wall = time.perf_counter() - started
     fold_predictions.sort(key=lambda item: item[0])
     summary = summarise([p for _, p, _ in fold_predictions], labels, wall)
