@@ -281,14 +281,17 @@ class Assistant:
             claims=claims,
         )
         tactic_model = self._fit_tactic_model(matcher)
-        cache.parent.mkdir(parents=True, exist_ok=True)
         partial = cache.with_suffix(f".{os.getpid()}.part")
-        with open(partial, "wb") as handle:
-            pickle.dump((matcher, tactic_model), handle)
-        os.replace(partial, cache)
-        for stale in cache.parent.glob("matcher-*.pkl"):
-            if stale != cache:
-                stale.unlink(missing_ok=True)  # fitted for an older index or settings
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            with open(partial, "wb") as handle:
+                pickle.dump((matcher, tactic_model), handle)
+            os.replace(partial, cache)
+            for stale in cache.parent.glob("matcher-*.pkl"):
+                if stale != cache:
+                    stale.unlink(missing_ok=True)  # fitted for an older index or settings
+        except OSError:
+            partial.unlink(missing_ok=True)  # no room to cache (a full disk): the next start refits
         return matcher, tactic_model
 
     @cached_property

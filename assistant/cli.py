@@ -13,7 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 
 from .api import Assistant, NarrativeLensError
 from .corpus import load_knowledge_base, validate
-from .index import StoreUnavailable, describe
+from .index import IndexWriteError, StoreUnavailable, describe
 from .ingest import IngestError
 from .settings import Settings
 
@@ -122,8 +122,8 @@ def ingest(
             report = assistant.ingest(paths, source_id=source, title=title, progress=lambda n: progress.advance(task, n))
     except (IngestError, StoreUnavailable) as error:
         _fail(f"{error}; the index was not changed")
-    except OSError as error:
-        _fail(f"could not write the index ({error}); the previous index is still in use")
+    except (IndexWriteError, OSError) as error:
+        _fail(f"{error}; the previous index is still in use")
     typer.echo(
         f"indexed {len(paths)} file(s): {report.counts.get('passages', 0)} passages in the index "
         f"({report.embedded} newly embedded) in {report.seconds:.1f}s"
@@ -143,8 +143,8 @@ def index(
             report = assistant.build_index(force=rebuild, progress=lambda n: progress.advance(task, n))
     except StoreUnavailable as error:
         _fail(str(error))
-    except OSError as error:
-        _fail(f"could not write the index ({error}); the previous index is still in use")
+    except (IndexWriteError, OSError) as error:
+        _fail(f"{error}; the previous index is still in use")
     state = "built" if report.changed else "up to date"
     counts = ", ".join(f"{v} {k}" for k, v in report.counts.items())
     typer.echo(f"index {state} in {describe(assistant.settings)}: {counts}; {report.embedded} embedded, {report.seconds:.1f}s")

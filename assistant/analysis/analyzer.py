@@ -32,6 +32,10 @@ _LATIN = re.compile(r"[A-Za-z]")
 MAX_SEGMENTS = 24
 
 
+class PassagesUnavailable(Exception):
+    """Report passages could not be retrieved (the Chroma store is unreachable)."""
+
+
 def detect_language(text: str) -> str:
     cjk = len(_CJK.findall(text))
     latin = len(_LATIN.findall(text))
@@ -179,7 +183,11 @@ class Analyzer:
         segment_features = features[1:] if len(spans) > 1 else features[:1]
         learned = self.tactic_model.predict(segment_features) if self.tactic_model and segment_spans else {}
         tactics = self._tactics(normal, book, learned, segment_spans)
-        self._retrieved(vectors[0].tolist(), book, matched=bool(matches))
+        notices = list(notices or [])
+        try:
+            self._retrieved(vectors[0].tolist(), book, matched=bool(matches))
+        except PassagesUnavailable:
+            notices.append("Report passages could not be retrieved (the index store is unreachable); the answer uses the cards only.")
         return Analysis(
             text=text,
             lang=lang,  # type: ignore[arg-type]
@@ -189,7 +197,7 @@ class Analyzer:
             citations=book.items,
             context=context,
             threshold=round(self.matcher.threshold, 4),
-            notices=list(notices or []),
+            notices=notices,
         )
 
     # -- pieces -------------------------------------------------------------
@@ -306,7 +314,11 @@ class Analyzer:
         """Adds report passages close to the post; only for posts that matched, to stay on topic."""
         if self.retriever is None or not matched:
             return
-        for doc, score in self.retriever.search(vector, self.settings.passages, self.settings.min_passage_similarity):
+        try:
+            hits = self.retriever.search(vector, self.settings.passages, self.settings.min_passage_similarity)
+        except Exception as error:  # the store went away mid-session: answer from the cards, say so
+            raise PassagesUnavailable(str(error)) from None
+        for doc, score in hits:
             meta = doc.metadata
             source_id = meta.get("source_id", "")
             extra = {}

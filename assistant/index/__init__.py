@@ -1,6 +1,6 @@
 """The vector index: Chroma collections built aside and swapped in."""
 
 from .builder import BuildReport, IndexStore, Manifest, corpus_items, document_items
-from .store import StoreUnavailable, describe, make_client
+from .store import IndexWriteError, StoreUnavailable, describe, make_client
 
-__all__ = ["BuildReport", "IndexStore", "Manifest", "StoreUnavailable", "corpus_items", "describe", "document_items", "make_client"]
+__all__ = ["BuildReport", "IndexStore", "IndexWriteError", "Manifest", "StoreUnavailable", "corpus_items", "describe", "document_items", "make_client"]

@@ -21,7 +21,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
 from ..corpus import KnowledgeBase
-from .store import StoreUnavailable
+from .store import IndexWriteError, StoreUnavailable
 
 KINDS = ("cards", "examples", "passages")
 MANIFEST_ID = "current"
@@ -166,14 +166,16 @@ class IndexStore:
     def manifest_name(self) -> str:
         return f"{self.prefix}-manifest"
 
-    def _call(self, what: str, function, *args, **kwargs):
+    def _call(self, what: str, function, *args, write: bool = False, **kwargs):
         try:
             return function(*args, **kwargs)
-        except StoreUnavailable:
+        except (StoreUnavailable, IndexWriteError):
             raise
         except Exception as error:
             if _is_connection_error(error):
                 raise StoreUnavailable(f"the Chroma store is unavailable while {what}: {error}") from None
+            if write:
+                raise IndexWriteError(f"could not write the index while {what} ({type(error).__name__}: {error})") from None
             raise
 
     # -- manifest -----------------------------------------------------------
@@ -257,6 +259,7 @@ class IndexStore:
                 self._call(
                     f"writing {kind}",
                     store.add_texts,
+                    write=True,
                     texts=[item.text for item in chunk],
                     metadatas=[item.metadata for item in chunk],
                     ids=[item.id for item in chunk],
@@ -268,7 +271,7 @@ class IndexStore:
             counts={kind: len(items[kind]) for kind in KINDS},
             built_at=time.time(),
         )
-        self._call("switching to the new index", self._write_manifest, manifest)
+        self._call("switching to the new index", self._write_manifest, manifest, write=True)
         removed = self.remove_older_generations(generation)
         total = sum(manifest.counts.values())
         return BuildReport(

@@ -14,6 +14,10 @@ class StoreUnavailable(Exception):
     """The Chroma server cannot be reached (or the local store cannot be opened)."""
 
 
+class IndexWriteError(Exception):
+    """Writing a new index generation failed (a full disk, for instance); the previous one is untouched."""
+
+
 def _chroma_settings() -> ChromaSettings:
     return ChromaSettings(anonymized_telemetry=False, allow_reset=False)
 
