@@ -158,9 +158,10 @@ def eval_command(
     json_output: Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object.")] = False,
     out: Annotated[Optional[Path], typer.Option(help="Write report.md, report.html, plots and metrics.json here.")] = None,
     cv: Annotated[Optional[int], typer.Option("--cv", help="K-fold cross-validation using the dataset as the knowledge base.")] = None,
+    workers: Annotated[int, typer.Option(help="Offline eval spread over this many processes.")] = 1,
 ) -> None:
     """Score the assistant on labelled posts: F1, top-1, benign false positives, citations, latency."""
-    from .evaluation import DatasetError, cross_validate, evaluate, load_dataset
+    from .evaluation import DatasetError, cross_validate, evaluate, evaluate_parallel, load_dataset
     from .evaluation.report import write_report
 
     if mode not in ("offline", "llm"):
@@ -187,6 +188,8 @@ def eval_command(
             advance = lambda n: progress.advance(task, n)  # noqa: E731
             if cv:
                 summary, answers = cross_validate(ctx.obj, examples, labels, cv, progress=advance)
+            elif workers > 1 and mode == "offline":
+                summary, answers = evaluate_parallel(ctx.obj, examples, labels, workers, progress=advance)
             else:
                 summary, answers = evaluate(assistant, examples, labels, progress=advance, mode=mode)
     except (ValueError, StoreUnavailable) as error:

@@ -1,5 +1,6 @@
 """The eval suite: dataset errors, the --json shape, reports, cross-validation, the regression gate."""
 
+import os
 import json
 import subprocess
 
@@ -123,3 +124,17 @@ def test_technique_benchmark_on_semeval_2021(tmp_path):
     data = json.loads(result.stdout)
     assert data["n"] == 63 and 0 <= data["micro_f1"] <= 1 and len(data["per_technique"]) == 20
     assert data["micro_f1"] > data["random_baseline_dev_micro_f1"]
+
+
+@pytest.mark.server
+def test_batch_eval_spread_over_processes_sharing_a_chroma_server(chroma_server, tmp_path):
+    """The newsroom set-up: one Chroma server, several processes answering from it."""
+    env = {**os.environ, "NARRATIVE_LENS_CHROMA_URL": chroma_server["url"], "NARRATIVE_LENS_INDEX__COLLECTION_PREFIX": "nl-shared"}
+    command = [str(VENV_BIN / "narrative-lens"), "--data-dir", str(tmp_path / "data"), "eval", str(REPO / "evals" / "dev.jsonl"), "--json"]
+    single = subprocess.run(command, capture_output=True, timeout=900, env=env)
+    assert single.returncode == 0, single.stderr.decode()
+    spread = subprocess.run([*command, "--workers", "2"], capture_output=True, timeout=900, env={**env, "NARRATIVE_LENS_DATA_DIR": str(tmp_path / "other")})
+    assert spread.returncode == 0, spread.stderr.decode()
+    one, two = json.loads(single.stdout), json.loads(spread.stdout)
+    assert two["workers"] == 2 and two["n"] == one["n"]
+    assert [r["predicted"] for r in two["per_example"]] == [r["predicted"] for r in one["per_example"]]

@@ -2,6 +2,6 @@
 
 from .dataset import DatasetError, EvalExample, load_dataset
 from .metrics import Prediction, summarise
-from .runner import cross_validate, evaluate
+from .runner import cross_validate, evaluate, evaluate_parallel
 
-__all__ = ["DatasetError", "EvalExample", "Prediction", "cross_validate", "evaluate", "load_dataset", "summarise"]
+__all__ = ["DatasetError", "EvalExample", "Prediction", "cross_validate", "evaluate", "evaluate_parallel", "load_dataset", "summarise"]

@@ -117,6 +117,52 @@ def evaluate(
     return summary, answers
 
 
+_worker_assistant: Assistant | None = None
+
+
+def _start_worker(settings: Settings) -> None:
+    global _worker_assistant  # one Assistant per worker process, built once
+    _worker_assistant = Assistant(settings)
+    _worker_assistant.analyzer
+
+
+def _answer_chunk(texts: list[str]) -> tuple[list[dict], float]:
+    started = time.perf_counter()
+    answers = _worker_assistant.ask_many(texts)
+    return [a.model_dump(mode="json") for a in answers], time.perf_counter() - started
+
+
+def evaluate_parallel(
+    settings: Settings,
+    examples: list[EvalExample],
+    labels: list[str],
+    workers: int,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[dict, list[Answer | None]]:
+    """Offline eval spread over processes; each loads the same index (best shared through a Chroma server)."""
+    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing
+
+    Assistant(settings).analyzer  # build the index and fit once, before the workers load it
+    chunks = [examples[i : i + BATCH] for i in range(0, len(examples), BATCH)]
+    predictions: list[Prediction] = []
+    answers: list[Answer | None] = []
+    started = time.perf_counter()
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(settings,)) as pool:
+        for chunk, (dumped, seconds) in zip(chunks, pool.map(_answer_chunk, [[e.text for e in c] for c in chunks])):
+            for example, data in zip(chunk, dumped):
+                answer = Answer.model_validate(data)
+                predictions.append(_prediction(example, answer, seconds * 1000 / len(chunk)))
+                answers.append(answer)
+            if progress:
+                progress(len(chunk))
+    wall = time.perf_counter() - started
+    summary = summarise(predictions, labels, wall)
+    summary["workers"] = workers
+    return summary, answers
+
+
 def _cv_knowledge_base(base: KnowledgeBase, train: list[EvalExample], labels: list[str]) -> KnowledgeBase:
     """A knowledge base whose examples are the fold's training posts; cards from the corpus when known."""
     narratives: dict[str, NarrativeCard] = {}
