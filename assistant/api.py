@@ -37,6 +37,8 @@ from .explain.llm import (
     LLMUnavailable,
     LLMWriter,
     build_prompt,
+    build_rerank_prompt,
+    parse_choice,
     build_question_prompt,
     check_sentence,
     llm_configured,
@@ -92,6 +94,7 @@ class Answer(BaseModel):
     answer: str
     notices: list[str]
     threshold: float
+    llm_choice: str | None = None
 
     @classmethod
     def offline(cls, analysis: Analysis, markdown: str) -> "Answer":
@@ -439,7 +442,21 @@ class Assistant:
             notices.append(f"{len(dropped)} sentence(s) of the LLM's answer without a valid citation were removed.")
         markdown = head + " ".join(kept) + "\n" + tail
         answer = Answer.offline(analysis.model_copy(update={"notices": notices}), markdown)
-        yield "final", answer.model_copy(update={"mode": "llm", "model": self.writer.model_name})
+        yield "final", answer.model_copy(
+            update={"mode": "llm", "model": self.writer.model_name, "llm_choice": self.llm_choice(analysis)}
+        )
+
+    def llm_choice(self, analysis: Analysis) -> str | None:
+        """LLM-assisted matching: which of the matched and runner-up narratives the LLM picks (if asked to)."""
+        if not self.settings.matching.llm_rerank or not analysis.narratives:
+            return None
+        candidates = [*analysis.narratives, *analysis.candidates][:4]
+        messages = build_rerank_prompt(analysis.text, [(c.id, c.title, c.summary) for c in candidates])
+        try:
+            reply = "".join(self.writer.stream(messages))
+        except LLMUnavailable:
+            return None
+        return parse_choice(reply, [c.id for c in candidates])
 
     def _fallback(self, analysis: Analysis, notice: str) -> Answer:
         analysis = analysis.model_copy(update={"notices": analysis.notices + [notice]})

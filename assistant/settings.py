@@ -78,6 +78,11 @@ class MatchingSettings(BaseModel):
     min_passage_similarity: float = Field(
         0.25, ge=-1, le=1, description="Retrieved passages below this cosine similarity are not cited."
     )
+    llm_rerank: bool = Field(
+        False,
+        description="In LLM mode, also ask the LLM which of the top candidate narratives the post carries "
+        "(reported as llm_choice; the scores and the abstention stay the offline matcher's).",
+    )
 
 
 class LLMSettings(BaseModel):

@@ -229,3 +229,27 @@ def test_prompt_fences_the_post_and_fits_the_budget(shipped_assistant):
     assert user.count("<post>") == 1 and user.count("</post>") == 1 and "[post tag removed]" in user
     assert prompt.tokens <= 1024 - 200
     assert prompt.source_ids and prompt.source_ids <= {c.id for c in analysis.citations}
+
+
+def test_llm_assisted_matching_reports_the_llms_pick_among_candidates(shipped_assistant, monkeypatch):
+    from assistant.explain.llm import parse_choice
+
+    assert parse_choice("I think it is xinjiang-no-forced-labor.", ["xinjiang-abuses-are-lies", "xinjiang-no-forced-labor"]) == "xinjiang-no-forced-labor"
+    assert parse_choice("no idea, maybe covid-origin-blame-us", ["xinjiang-no-forced-labor"]) is None
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    analysis = shipped_assistant.analyze(POST)
+    valid = analysis.citations[0].id
+    runner_up = (analysis.candidates or analysis.narratives)[0].id
+    replies = iter([
+        AIMessage(content=f"The post repeats the arms-profit claim [{valid}]. Researchers documented it [{valid}]."),
+        AIMessage(content=f"{runner_up}"),
+    ])
+    shipped_assistant.__dict__["writer"] = LLMWriter(shipped_assistant.settings.llm, chat_model=GenericFakeChatModel(messages=replies))
+    shipped_assistant.settings.matching.llm_rerank = True
+    try:
+        answer = shipped_assistant.ask(POST)
+    finally:
+        shipped_assistant.settings.matching.llm_rerank = False
+        shipped_assistant.__dict__.pop("writer")
+    assert answer.mode == "llm" and answer.llm_choice == runner_up
+    assert [n.score for n in answer.narratives] == sorted((n.score for n in answer.narratives), reverse=True)

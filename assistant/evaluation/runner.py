@@ -30,7 +30,8 @@ def _prediction(example: EvalExample, answer: Answer | None, elapsed_ms: float, 
     return Prediction(
         id=example.id,
         gold=list(example.narratives),
-        predicted=[n.id for n in answer.narratives],
+        # LLM-assisted matching puts the LLM's pick first; the rest keep the matcher's order.
+        predicted=list(dict.fromkeys([answer.llm_choice] * bool(answer.llm_choice) + [n.id for n in answer.narratives])),
         top_score=answer.narratives[0].score if answer.narratives else 0.0,
         gold_tactics=example.tactics,
         predicted_tactics=sorted({t.id for t in answer.tactics}),
