@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from ..corpus import TacticCard
 
 MAX_SPANS_PER_TACTIC = 5
+CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\u3000-\u303f\uff01-\uff5e]")
+LATIN = re.compile(r"[A-Za-z]")
+ESCAPE = re.compile(r"\\.|\(\?[^)]*\)|\[\^?\\?[a-z]")
 SELF_CONTAINED = re.compile(r"\\\d|\(\?P=|\(\?[aiLmsux]+\)")
 
 
@@ -21,29 +24,48 @@ class TacticSpanHit:
 class TacticDetector:
     def __init__(self, cards: list[TacticCard]):
         self.cards = {card.id: card for card in cards}
+        # Per script, so a monolingual post is scanned only with the cues that can match it.
         self.patterns: dict[str, list[re.Pattern]] = {}
+        self.latin: dict[str, list[re.Pattern]] = {}
+        self.cjk: dict[str, list[re.Pattern]] = {}
         for card in cards:
-            valid = []
-            for cue in card.cues.all():
-                try:
-                    re.compile(cue, re.IGNORECASE)
-                    valid.append(cue)
-                except re.error:
-                    continue  # validate reports it; a bad cue must not stop analysis
-            if valid:
-                # One alternation per tactic scans the post once instead of once per cue; cues with
-                # back-references or inline flags keep their own pattern, since joining would change them.
-                alone = [cue for cue in valid if SELF_CONTAINED.search(cue)]
-                joined = [cue for cue in valid if cue not in alone]
-                compiled = [re.compile(cue, re.IGNORECASE) for cue in alone]
-                if joined:
-                    compiled.append(re.compile("|".join(f"(?:{cue})" for cue in joined), re.IGNORECASE))
-                self.patterns[card.id] = compiled
+            cues = card.cues.all()
+            # A cue belongs to the script of its literal letters; one with none (say '#\w+') to both.
+            latin = [c for c in cues if not CJK.search(c)]
+            cjk = [c for c in cues if CJK.search(c) or not LATIN.search(ESCAPE.sub("", c))]
+            for chosen, target in ((latin, self.latin), (cjk, self.cjk), (cues, self.patterns)):
+                compiled = self._compile(chosen)
+                if compiled:
+                    target[card.id] = compiled
+
+    @staticmethod
+    def _compile(cues: list[str]) -> list[re.Pattern]:
+        valid = []
+        for cue in cues:
+            try:
+                re.compile(cue, re.IGNORECASE)
+                valid.append(cue)
+            except re.error:
+                continue  # validate reports it; a bad cue must not stop analysis
+        # One alternation per tactic scans the post once instead of once per cue; cues with
+        # back-references or inline flags keep their own pattern, since joining would change them.
+        alone = [cue for cue in valid if SELF_CONTAINED.search(cue)]
+        joined = [cue for cue in valid if cue not in alone]
+        compiled = [re.compile(cue, re.IGNORECASE) for cue in alone]
+        if joined:
+            compiled.append(re.compile("|".join(f"(?:{cue})" for cue in joined), re.IGNORECASE))
+        return compiled
 
     def find(self, text: str) -> dict[str, list[tuple[int, int]]]:
         """Tactic id -> merged [start, end) spans in `text` (normalised text)."""
+        has_cjk = bool(CJK.search(text))
+        has_latin = bool(LATIN.search(text))
+        if has_cjk and has_latin:
+            selected = self.patterns
+        else:
+            selected = self.cjk if has_cjk else self.latin
         found: dict[str, list[tuple[int, int]]] = {}
-        for tactic_id, patterns in self.patterns.items():
+        for tactic_id, patterns in selected.items():
             spans = []
             for pattern in patterns:
                 for match in pattern.finditer(text):
