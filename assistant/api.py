@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import pickle
-import re
 import threading
 from contextlib import contextmanager
 from functools import cached_property

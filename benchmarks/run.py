@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from assistant import Assistant, Settings  # noqa: E402
-from assistant.index.builder import COSINE  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:

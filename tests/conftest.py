@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -54,6 +56,30 @@ def wait_for_port(port: int, timeout: float = 60.0, process: subprocess.Popen | 
         except OSError:
             time.sleep(0.2)
     raise TimeoutError(f"nothing listening on port {port} after {timeout}s")
+
+
+@contextmanager
+def server_process(command: list[str], port: int, log_path: Path, timeout: float = 60, env: dict | None = None):
+    """Runs a server until the block ends; waits until it listens on `port` (loopback)."""
+    log = open(log_path, "w")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    try:
+        wait_for_port(port, timeout, process)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        log.close()
+
+
+def citations_resolve(answer) -> bool:
+    """Every [n] marker in the answer names one of its citations."""
+    ids = {c.id for c in answer.citations}
+    return all(int(n) in ids for n in re.findall(r"\[(\d+)\]", answer.answer))
 
 
 # -- a small, complete corpus written by the tests ---------------------------------
@@ -237,20 +263,6 @@ def chroma_server(tmp_path_factory):
         pytest.fail("the chroma command is not installed (it ships with the chromadb package)")
     port = free_port()
     path = tmp_path_factory.mktemp("chroma-server")
-    log = open(path / "server.log", "w")
-    process = subprocess.Popen(
-        [chroma, "run", "--path", str(path / "db"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
-    )
-    try:
-        wait_for_port(port, 60, process)
+    command = [chroma, "run", "--path", str(path / "db"), "--host", "127.0.0.1", "--port", str(port)]
+    with server_process(command, port, path / "server.log", env={"ANONYMIZED_TELEMETRY": "False"}) as process:
         yield {"url": f"http://127.0.0.1:{port}", "port": port, "process": process, "path": path}
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()

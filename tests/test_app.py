@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import ARTIFACTS, REPO, VENV_BIN, free_port, wait_for_port
+from conftest import ARTIFACTS, REPO, VENV_BIN, free_port, server_process
 
 CHROMIUM = "/usr/bin/chromium"
 COTTON_POST = "新疆的棉花早就用机器采摘了，哪来的强迫劳动？美国制裁新疆棉只会让农民失业。"
@@ -22,24 +19,9 @@ COTTON_TITLE_WORDS = "forced labour"
 def app_server(tmp_path_factory):
     data = tmp_path_factory.mktemp("app-data")
     port = free_port()
-    log_path = data / "server.log"
-    log = open(log_path, "w")
-    process = subprocess.Popen(
-        [str(VENV_BIN / "narrative-lens"), "--data-dir", str(data), "--corpus-dir", str(REPO / "corpus"), "serve", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"},
-    )
-    try:
-        wait_for_port(port, 180, process)
-        yield {"url": f"http://127.0.0.1:{port}/", "data": data, "log": log_path}
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+    command = [str(VENV_BIN / "narrative-lens"), "--data-dir", str(data), "--corpus-dir", str(REPO / "corpus"), "serve", "--port", str(port)]
+    with server_process(command, port, data / "server.log", timeout=180, env={"GRADIO_ANALYTICS_ENABLED": "False"}):
+        yield {"url": f"http://127.0.0.1:{port}/", "data": data, "log": data / "server.log"}
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import re
 import subprocess
 import time
 from pathlib import Path
@@ -16,8 +15,8 @@ from langchain_core.language_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
 from assistant import Assistant, Settings
-from assistant.explain.llm import LLMUnavailable, LLMWriter, build_prompt, check_answer, sentences
-from conftest import REPO, VENV_BIN, free_port, wait_for_port
+from assistant.explain.llm import LLMWriter, build_prompt, check_answer, sentences
+from conftest import REPO, VENV_BIN, citations_resolve, free_port, wait_for_port
 
 POST = "The US keeps shipping bombs to Israel so that Lockheed and Raytheon can profit from every war it prolongs."
 INJECTIONS = [
@@ -82,11 +81,6 @@ def assistant_for(shared_data) -> Assistant:
     return Assistant(Settings(data_dir=shared_data, corpus_dir=REPO / "corpus"))
 
 
-def resolves(answer) -> bool:
-    ids = {c.id for c in answer.citations}
-    return all(int(n) in ids for n in re.findall(r"\[(\d+)\]", answer.answer))
-
-
 # -- against the real server ------------------------------------------------------
 
 
@@ -101,7 +95,7 @@ def test_the_endpoint_streams_in_pieces(llm_env, shared_data):
 def test_ask_answers_through_the_llm_or_falls_back_honestly(llm_env, shared_data):
     answer = assistant_for(shared_data).ask(POST, mode="llm")
     assert answer.narratives[0].id == "us-fuels-wars-for-profit"
-    assert resolves(answer)
+    assert citations_resolve(answer)
     if answer.mode == "llm":
         assert answer.model == "smollm2"
     else:
@@ -114,7 +108,7 @@ def test_injected_instructions_are_ignored(llm_env, shared_data, post):
     answer = assistant_for(shared_data).ask(post, mode="llm")
     assert [n.id for n in answer.narratives][:1] == ["us-fuels-wars-for-profit"]
     assert "covid-origin-blame-us" not in {n.id for n in answer.narratives}
-    assert "[99]" not in answer.answer and resolves(answer)
+    assert "[99]" not in answer.answer and citations_resolve(answer)
     body = answer.answer.split("###")[0].casefold()
     assert "is chinese state propaganda" not in body and "是中国国家宣传" not in body
 
@@ -161,7 +155,7 @@ def test_server_killed_mid_stream_falls_back_within_ten_seconds(monkeypatch, sha
     finished = time.monotonic()
     assert killed_at, "the server never started answering"
     assert finished - killed_at[0] < 10
-    assert answer.mode == "offline" and resolves(answer)
+    assert answer.mode == "offline" and citations_resolve(answer)
     assert any("LLM answer was not available" in n for n in answer.notices), answer.notices
 
 
@@ -207,7 +201,7 @@ def test_recorded_good_answer_is_used_and_bad_one_falls_back(shipped_assistant, 
     good = f"The post repeats the claim that US arms sales drive the wars [{valid}]. Researchers documented this line in 2023 [{valid}]."
     shipped_assistant.__dict__["writer"] = writer_saying(good, shipped_assistant.settings.llm)
     answer = shipped_assistant.ask(POST)
-    assert answer.mode == "llm" and "Researchers documented this line" in answer.answer and resolves(answer)
+    assert answer.mode == "llm" and "Researchers documented this line" in answer.answer and citations_resolve(answer)
     shipped_assistant.__dict__["writer"] = writer_saying("Total garbage with no sources at all!!! lol", shipped_assistant.settings.llm)
     fallback = shipped_assistant.ask(POST)
     assert fallback.mode == "offline" and "did not cite its sources well enough" in fallback.notices[-1]

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from assistant import Assistant, EmptyPost, Settings
 from assistant.analysis.models import Analysis
-from conftest import REPO, VENV_BIN, free_port, wait_for_port
+from conftest import REPO, VENV_BIN, citations_resolve, free_port, server_process, wait_for_port
 
 # -- bad input through the Python API ----------------------------------------------
 
@@ -50,11 +50,7 @@ def test_a_one_megabyte_post_is_cut_with_a_notice(shipped_assistant):
 )
 def test_odd_posts_get_a_clean_answer(shipped_assistant, post):
     answer = shipped_assistant.ask(post)
-    assert answer.answer.strip()
-    ids = {c.id for c in answer.citations}
-    import re
-
-    assert all(int(n) in ids for n in re.findall(r"\[(\d+)\]", answer.answer))
+    assert answer.answer.strip() and citations_resolve(answer)
     for tactic in answer.tactics:
         for span in tactic.spans:
             assert post[span.start : span.end] == span.text
@@ -211,21 +207,12 @@ def watched_app(tmp_path_factory):
     data = tmp_path_factory.mktemp("watched-data")
     connections = data / "connections.jsonl"
     port = free_port()
-    log = open(data / "server.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-c", CONNECTION_LOG, "--data-dir", str(data), "--corpus-dir", str(REPO / "corpus"), "serve", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT,
-        # A key and an endpoint are configured (a dead loopback port): answers fall back, the key is never logged.
-        env={**os.environ, "NL_CONNECTIONS": str(connections), "OPENAI_API_KEY": "sk-private-key-never-logged",
-             "OPENAI_BASE_URL": f"http://127.0.0.1:{free_port()}/v1"},
-    )
-    try:
-        wait_for_port(port, 180, process)
+    command = [sys.executable, "-c", CONNECTION_LOG, "--data-dir", str(data), "--corpus-dir", str(REPO / "corpus"), "serve", "--port", str(port)]
+    # A key and an endpoint are configured (a dead loopback port): answers fall back, the key is never logged.
+    env = {"NL_CONNECTIONS": str(connections), "OPENAI_API_KEY": "sk-private-key-never-logged",
+           "OPENAI_BASE_URL": f"http://127.0.0.1:{free_port()}/v1"}
+    with server_process(command, port, data / "server.log", timeout=180, env=env):
         yield {"url": f"http://127.0.0.1:{port}/", "connections": connections, "log": data / "server.log"}
-    finally:
-        process.terminate()
-        process.wait(15)
-        log.close()
 
 
 POSTS = [
