@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import threading
 from contextlib import contextmanager
 from functools import cached_property
@@ -47,7 +48,7 @@ from .index import BuildReport, IndexStore, StoreUnavailable, corpus_items, docu
 from .ingest import IngestError, load_document
 from .settings import Settings
 from .analysis.tactics import TacticModel
-from .text import clean, normalise, segments
+from .text import ZERO_WIDTH, clean, normalise, segments
 
 
 MATCHER_VERSION = "8"  # bump when the matcher's features or model change, to refit cached matchers
@@ -126,6 +127,10 @@ class FollowUpAnswer(BaseModel):
     notices: list[str] = []
 
 
+# Anything but whitespace, control and zero-width characters: the same test as text.clean, without its cost.
+VISIBLE = re.compile("[^\\s\\x00-\\x1f\\x7f" + "".join(re.escape(c) for c in sorted(ZERO_WIDTH)) + "]")
+
+
 def _split_complete(text: str) -> list[str]:
     """Complete sentences so far, then the unfinished rest (the last item).
 
@@ -141,7 +146,7 @@ def _split_complete(text: str) -> list[str]:
 
 def prepare_post(text: str, max_chars: int) -> tuple[str, list[str]]:
     """Checks and trims a pasted post; returns the text to analyse and any notices."""
-    if text is None or not clean(text).strip():
+    if text is None or not VISIBLE.search(text):
         raise EmptyPost("the post is empty: paste the text of a post to analyse")
     notices = []
     if len(text) > max_chars:
