@@ -33,21 +33,26 @@ def mode_line(answer) -> str:
 
 
 def highlights(answer: Answer, text: str) -> list[tuple[str, str | None]]:
-    """The post split into (piece, label) pairs: narrative phrases and tactic spans labelled."""
-    labels: list[str | None] = [None] * len(text)
+    """The post split into (piece, label) pairs; a piece carrying a narrative and a technique shows both."""
+    labels: list[list[str]] = [[] for _ in text]
+
+    def paint(start: int, end: int, label: str) -> None:
+        for index in range(max(0, start), min(len(text), end)):
+            if label not in labels[index]:
+                labels[index].append(label)
+
     for narrative in answer.narratives:
         for phrase in narrative.evidence.phrases:
-            for index in range(max(0, phrase.start), min(len(text), phrase.end)):
-                labels[index] = f"narrative: {narrative.title}"
+            paint(phrase.start, phrase.end, f"narrative: {narrative.title}")
     for tactic in answer.tactics:
         for span in tactic.spans:
-            for index in range(max(0, span.start), min(len(text), span.end)):
-                labels[index] = f"tactic: {tactic.name}"
+            paint(span.start, span.end, f"tactic: {tactic.name}")
+    joined = ["; ".join(names) or None for names in labels]
     pieces: list[tuple[str, str | None]] = []
     start = 0
     for index in range(1, len(text) + 1):
-        if index == len(text) or labels[index] != labels[start]:
-            pieces.append((text[start:index], labels[start]))
+        if index == len(text) or joined[index] != joined[start]:
+            pieces.append((text[start:index], joined[start]))
             start = index
     return pieces
 
