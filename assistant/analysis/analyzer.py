@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 
@@ -94,6 +93,35 @@ class CitationBook:
         )
         self._keys[key] = number
         return number
+
+    def cite_tactic(self, card) -> int | None:
+        """A technique's definition, cited to DISARM or SemEval (or the card's first source)."""
+        for source_id in card.sources:
+            if source_id not in self.kb.sources:
+                continue
+            if source_id.startswith("disarm") and card.disarm:
+                locator = f"technique {card.disarm[0]}"
+            elif card.semeval:
+                locator = f"technique '{card.semeval}'"
+            else:
+                locator = note_locator(self.kb.sources[source_id])
+            return self.cite(source_id, locator, card.summary)
+        return None
+
+    def cite_passage(self, doc) -> int | None:
+        """A retrieved passage: a corpus source note, or a passage of an ingested document."""
+        meta = doc.metadata
+        source_id = meta.get("source_id", "")
+        extra = {}
+        if meta.get("origin") == "ingested" or source_id not in self.kb.sources:
+            extra = {
+                "title": meta.get("title", source_id),
+                "publisher": meta.get("publisher", ""),
+                "date": meta.get("date", ""),
+                "url": meta.get("url", ""),
+                "origin": "ingested" if meta.get("origin") == "ingested" else "corpus",
+            }
+        return self.cite(source_id, meta.get("locator", ""), doc.page_content, **extra)
 
 
 class Analyzer:
@@ -291,24 +319,11 @@ class Analyzer:
                     kind=card.kind,
                     summary=card.summary,
                     spans=mapped,
-                    citations=[n for n in [self._cite_tactic(card, book)] if n],
+                    citations=[n for n in [book.cite_tactic(card)] if n],
                 )
             )
         hits.sort(key=lambda hit: (hit.kind != "rhetorical", hit.spans[0].start if hit.spans else 0))
         return hits
-
-    def _cite_tactic(self, card, book: CitationBook) -> int | None:
-        for source_id in card.sources:
-            if source_id not in self.kb.sources:
-                continue
-            if source_id.startswith("disarm") and card.disarm:
-                locator = f"technique {card.disarm[0]}"
-            elif card.semeval:
-                locator = f"technique '{card.semeval}'"
-            else:
-                locator = note_locator(self.kb.sources[source_id])
-            return book.cite(source_id, locator, card.summary)
-        return None
 
     def _retrieved(self, vector: list[float], book: CitationBook, matched: bool) -> None:
         """Adds report passages close to the post; only for posts that matched, to stay on topic."""
@@ -318,19 +333,8 @@ class Analyzer:
             hits = self.retriever.search(vector, self.settings.passages, self.settings.min_passage_similarity)
         except Exception as error:  # the store went away mid-session: answer from the cards, say so
             raise PassagesUnavailable(str(error)) from None
-        for doc, score in hits:
-            meta = doc.metadata
-            source_id = meta.get("source_id", "")
-            extra = {}
-            if meta.get("origin") == "ingested" or source_id not in self.kb.sources:
-                extra = {
-                    "title": meta.get("title", source_id),
-                    "publisher": meta.get("publisher", ""),
-                    "date": meta.get("date", ""),
-                    "url": meta.get("url", ""),
-                    "origin": "ingested" if meta.get("origin") == "ingested" else "corpus",
-                }
-            book.cite(source_id, meta.get("locator", ""), doc.page_content, **extra)
+        for doc, _ in hits:
+            book.cite_passage(doc)
 
 
 def example_table(stored: dict) -> ExampleTable:
@@ -344,7 +348,3 @@ def example_table(stored: dict) -> ExampleTable:
         rationales=[m.get("rationale", "") for m in metadatas],
         vectors=np.asarray(vectors, dtype=np.float32) if vectors is not None and len(vectors) else np.zeros((0, 512), np.float32),
     )
-
-
-def example_tactics(metadata: dict) -> list[dict]:
-    return json.loads(metadata.get("tactics") or "[]")

@@ -12,7 +12,7 @@ from ..corpus import KnowledgeBase
 from .analyzer import CitationBook, detect_language
 from .models import Citation
 from ..text import clean
-from .retrieval import PassageRetriever, note_for, note_locator
+from .retrieval import PassageRetriever, note_for
 
 QUESTION = re.compile(
     r"(\?|？|^\s*(what|why|how|who|when|where|which|is|are|does|do|can|could|explain|tell me|show me|define)\b"
@@ -91,16 +91,7 @@ class QuestionAnswerer:
                 tactic_hits = [best]
         for index in tactic_hits[:2]:
             tactic = self.tactics[index]
-            number = None
-            for source_id in tactic.sources:
-                if source_id in self.kb.sources:
-                    locator = (
-                        f"technique {tactic.disarm[0]}" if source_id.startswith("disarm") and tactic.disarm
-                        else f"technique '{tactic.semeval}'" if tactic.semeval
-                        else note_locator(self.kb.sources[source_id])
-                    )
-                    number = book.cite(source_id, locator, tactic.summary)
-                    break
+            number = book.cite_tactic(tactic)
             items.append(AnswerItem(heading=tactic.name, text=tactic.summary.strip(), citation=number))
             if tactic.how_to_spot.en:
                 items.append(AnswerItem(heading="How to spot it", text=tactic.how_to_spot.en.strip(), citation=number))
@@ -126,13 +117,8 @@ class QuestionAnswerer:
                 items.append(AnswerItem(heading=self.kb.narratives[narrative_id].title, text=fact.text.strip(), citation=number))
 
         if self.retriever is not None:
-            for doc, score in self.retriever.search(vector.tolist(), 3, self.min_similarity):
-                meta = doc.metadata
-                extra = {}
-                if meta.get("origin") == "ingested" or meta.get("source_id") not in self.kb.sources:
-                    extra = {"title": meta.get("title", ""), "publisher": meta.get("publisher", ""),
-                             "date": meta.get("date", ""), "url": meta.get("url", ""), "origin": "ingested"}
-                number = book.cite(meta.get("source_id", ""), meta.get("locator", ""), doc.page_content, **extra)
+            for doc, _ in self.retriever.search(vector.tolist(), 3, self.min_similarity):
+                number = book.cite_passage(doc)
                 if number and not any(item.citation == number for item in items):
                     items.append(AnswerItem(heading="Report passage", text=doc.page_content.strip(), citation=number))
 

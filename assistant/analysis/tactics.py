@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from ..corpus import TacticCard
 
@@ -12,13 +11,6 @@ CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\u3000-\u303f\uff01-\uff5e]")
 LATIN = re.compile(r"[A-Za-z]")
 ESCAPE = re.compile(r"\\.|\(\?[^)]*\)|\[\^?\\?[a-z]")
 SELF_CONTAINED = re.compile(r"\\\d|\(\?P=|\(\?[aiLmsux]+\)")
-
-
-@dataclass(frozen=True)
-class TacticSpanHit:
-    tactic_id: str
-    start: int
-    end: int
 
 
 class TacticDetector:

@@ -14,9 +14,7 @@ import re
 from ..api import Answer
 from ..corpus import KnowledgeBase
 
-MODE_LINE = {
-    "offline": "_Mode: offline. The post was analysed on this machine and sent nowhere._",
-}
+OFFLINE_MODE_LINE = "_Mode: offline. The post was analysed on this machine and sent nowhere._"
 
 
 def as_text_block(text: str) -> str:
@@ -29,7 +27,7 @@ def as_text_block(text: str) -> str:
 def mode_line(answer) -> str:
     if answer.mode == "llm" and answer.model:
         return f"_Mode: LLM ({answer.model}); every sentence was checked against the cited sources._"
-    return MODE_LINE["offline"]
+    return OFFLINE_MODE_LINE
 
 
 def highlights(answer: Answer, text: str) -> list[tuple[str, str | None]]:

@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import numpy as np
 from langchain_chroma import Chroma
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
@@ -324,10 +323,3 @@ def _causes(error: BaseException):
         if seen > 10:
             break
         yield error
-
-
-def vectors(stored: dict) -> np.ndarray:
-    embeddings = stored.get("embeddings")
-    if embeddings is None or len(embeddings) == 0:
-        return np.zeros((0, 1), dtype=np.float32)
-    return np.asarray(embeddings, dtype=np.float32)
