@@ -31,8 +31,8 @@ from .analysis.analyzer import detect_language
 from .analysis.questions import QuestionAnswerer
 from .corpus import Example, KnowledgeBase, TacticSpan, load_knowledge_base, validate
 from .embeddings import get_embeddings
-from .explain import compose, compose_followup, format_citation
-from .explain.composer import answer_language, closing_block, verdict_block
+from .explain import compose, compose_followup
+from .explain.composer import answer_language, closing_block, sources_block, verdict_block
 from .explain.llm import (
     LLMUnavailable,
     LLMWriter,
@@ -326,8 +326,7 @@ class Assistant:
             return offline_answer.model_copy(
                 update={"notices": notices + ["The LLM's answer did not cite its sources well enough; this is the offline answer."]}
             )
-        lang = "zh" if found.lang == "zh" else "en"
-        sources = "\n".join(["", "### Sources" if lang == "en" else "### 来源", *[format_citation(c) for c in found.citations]])
+        sources = "\n".join(sources_block(found.citations, "zh" if found.lang == "zh" else "en"))
         return FollowUpAnswer(
             mode="llm", model=self.writer.model_name, lang=found.lang, answer=" ".join(kept) + "\n" + sources + "\n",
             citations=found.citations, notices=notices,
@@ -339,8 +338,8 @@ class Assistant:
         unknown = sorted(set(narratives) - set(self.kb.narratives)) + sorted(set(tactics) - set(self.kb.tactics))
         if unknown:
             raise NarrativeLensError(f"unknown id(s): {', '.join(unknown)}")
-        found = self.analyzer.tactics.find(clean(text))
         normal = normalise(text)
+        found = self.analyzer.tactics.find(normal.text)
         spans = []
         for tactic_id in tactics:
             for start, end in found.get(tactic_id, [])[:1]:
@@ -349,7 +348,7 @@ class Assistant:
         example = Example(
             id=f"user-{hashlib.sha256(text.encode()).hexdigest()[:12]}",
             text=text,
-            lang={"zh": "zh-Hans", "mixed": "mixed"}.get(detect_language(clean(text)), "en"),
+            lang={"zh": "zh-Hans", "mixed": "mixed"}.get(detect_language(normal.text), "en"),
             platform="other",
             narratives=list(dict.fromkeys(narratives)),
             tactics=spans,
@@ -408,13 +407,13 @@ class Assistant:
     def ask_stream(self, text: str, mode: str | None = None):
         """("partial", markdown so far) events while an LLM writes, then ("final", Answer)."""
         analysis = self.analyze(text)
-        offline_markdown = compose(analysis, self.kb)
         wanted, notices = self.use_llm(mode)
         if not wanted:
             analysis = analysis.model_copy(update={"notices": analysis.notices + notices})
-            yield "final", Answer.offline(analysis, compose(analysis, self.kb) if notices else offline_markdown)
+            yield "final", Answer.offline(analysis, compose(analysis, self.kb))
             return
         lang = answer_language(analysis)
+        matched = {m.id for m in analysis.narratives}
         prompt = build_prompt(analysis, self.kb, self.settings.llm)
         head = "\n".join(verdict_block(analysis, lang)) + "\n\n"
         tail = "\n".join(closing_block(analysis, lang)) + "\n"
@@ -424,7 +423,7 @@ class Assistant:
                 written += piece
                 *complete, written = _split_complete(written)
                 for sentence in complete:
-                    reason = check_sentence(sentence, prompt.source_ids, self.kb, {m.id for m in analysis.narratives})
+                    reason = check_sentence(sentence, prompt.source_ids, self.kb, matched)
                     (dropped if reason else kept).append(sentence)
                     if not reason:
                         yield "partial", head + " ".join(kept)
@@ -432,7 +431,7 @@ class Assistant:
             yield "final", self._fallback(analysis, f"The LLM answer was not available ({error}); this is the offline answer.")
             return
         for sentence in sentences(written):
-            reason = check_sentence(sentence, prompt.source_ids, self.kb, {m.id for m in analysis.narratives})
+            reason = check_sentence(sentence, prompt.source_ids, self.kb, matched)
             (dropped if reason else kept).append(sentence)
         if len(kept) < self.settings.llm.min_kept_sentences:
             yield "final", self._fallback(

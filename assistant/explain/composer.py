@@ -117,14 +117,17 @@ def verdict_block(analysis: Analysis, lang: str) -> list[str]:
     return lines
 
 
+def sources_block(citations, lang: str) -> list[str]:
+    """The numbered sources list, headed in the answer's language."""
+    if not citations:
+        return []
+    return ["", PHRASES[lang]["sources"], *[format_citation(c) for c in citations]]
+
+
 def closing_block(analysis: Analysis, lang: str) -> list[str]:
     """The attribution caveat and the numbered sources."""
     say = PHRASES[lang]
-    lines = ["", say["caveat"] if analysis.narratives else say["caveat_none"]]
-    if analysis.citations:
-        lines += ["", say["sources"]]
-        lines += [format_citation(citation) for citation in analysis.citations]
-    return lines
+    return ["", say["caveat"] if analysis.narratives else say["caveat_none"], *sources_block(analysis.citations, lang)]
 
 
 def compose(analysis: Analysis, kb: KnowledgeBase, language: str | None = None) -> str:
@@ -184,13 +187,11 @@ FOLLOWUP = {
         "none": "The knowledge base has nothing close enough to this question to answer it with a source. "
         "Try naming a narrative, a technique (for example 'whataboutism') or a topic (for example 'cotton mechanisation').",
         "example": "_(constructed example, not a real post)_",
-        "sources": "### Sources",
     },
     "zh": {
         "intro": "知识库中的相关内容（离线）：",
         "none": "知识库中没有与此问题足够接近、可以附上出处回答的内容。可以试着提到某个叙事、某种手法（例如 whataboutism）或某个主题（例如棉花机械化采摘）。",
         "example": "_（项目自编示例，不是真实帖子）_",
-        "sources": "### 来源",
     },
 }
 
@@ -207,5 +208,5 @@ def compose_followup(answer, language: str | None = None) -> str:
             lines.append(f"- **{item.heading}** {say['example']}: `{_quote(item.text, 300)}`")
             continue
         lines.append(f"- **{item.heading}**: {item.text} {_cite(item.citation)}".rstrip())
-    lines += ["", say["sources"], *[format_citation(c) for c in answer.citations]]
+    lines += sources_block(answer.citations, lang)
     return "\n".join(lines).strip() + "\n"
