@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 ID_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 LANGS = ("en", "zh-Hans", "zh-Hant", "mixed")
 PLATFORMS = (
-    "x", "facebook", "youtube", "weibo", "instagram", "tiktok", "telegram", "news-site", "blog", "forum",
+    "x", "facebook", "youtube", "weibo", "instagram", "tiktok", "telegram", "news-site", "blog", "forum", "reddit",
     "other",
 )
 
