@@ -105,6 +105,11 @@ class LLMSettings(BaseModel):
     min_kept_sentences: int = Field(
         2, ge=1, description="Fewer cited sentences than this after the citation check: the offline answer is used."
     )
+    judge_faithfulness: bool = Field(
+        True,
+        description="In `eval --mode llm`, the model judges whether each cited sentence is supported by its passage "
+        "(off: embedding similarity only).",
+    )
 
 
 class AppSettings(BaseModel):

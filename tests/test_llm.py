@@ -15,6 +15,7 @@ from langchain_core.language_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
 from assistant import Assistant, Settings
+from assistant.api import Answer
 from assistant.explain.llm import LLMWriter, build_prompt, check_answer, sentences
 from conftest import REPO, VENV_BIN, citations_resolve, free_port, wait_for_port
 
@@ -247,3 +248,53 @@ def test_llm_assisted_matching_reports_the_llms_pick_among_candidates(shipped_as
         shipped_assistant.__dict__.pop("writer")
     assert answer.mode == "llm" and answer.llm_choice == runner_up
     assert [n.score for n in answer.narratives] == sorted((n.score for n in answer.narratives), reverse=True)
+
+
+# -- faithfulness: the LLM judges each cited sentence ------------------------------
+
+
+def recorded_llm_answer(assistant: Assistant):
+    analysis = assistant.analyze(POST)
+    first = analysis.citations[0]
+    markdown = (
+        f"The post repeats the claim that US arms makers profit from war [{first.id}]. "
+        f"The moon is made of green cheese [{first.id}].\n### Sources\n"
+    )
+    return Answer.offline(analysis, markdown).model_copy(update={"mode": "llm"})
+
+
+def test_verdicts_are_read_from_free_text():
+    from assistant.evaluation.faithfulness import parse_verdict
+
+    assert parse_verdict("Yes, the passage says so.") is True
+    assert parse_verdict("no.") is False
+    assert parse_verdict("是的") is True and parse_verdict("不支持") is False
+    assert parse_verdict("The passage is about arms.") is None
+
+
+def test_faithfulness_counts_what_the_judge_decides(shipped_assistant):
+    from assistant.evaluation.faithfulness import faithfulness
+
+    answer = recorded_llm_answer(shipped_assistant)
+    judge = LLMWriter(shipped_assistant.settings.llm, chat_model=GenericFakeChatModel(messages=iter([AIMessage("Yes."), AIMessage("No.")])))
+    result = faithfulness(answer, shipped_assistant.embeddings, judge)
+    assert (result.score, result.sentences, result.by_llm, result.by_embedding) == (0.5, 2, 2, 0)
+    # A judge that answers neither word leaves the sentences to embedding similarity.
+    mumbling = LLMWriter(shipped_assistant.settings.llm, chat_model=GenericFakeChatModel(messages=iter([AIMessage("hmm")] * 2)))
+    result = faithfulness(answer, shipped_assistant.embeddings, mumbling)
+    assert (result.sentences, result.by_llm, result.by_embedding) == (2, 0, 2)
+
+
+def test_eval_in_llm_mode_reports_judged_faithfulness(llm_env, shared_data, monkeypatch):
+    from assistant.evaluation.dataset import EvalExample
+    from assistant.evaluation.runner import evaluate
+
+    assistant = assistant_for(shared_data)
+    answer = recorded_llm_answer(assistant)
+    # The answer is recorded (a 135M model rarely cites well enough to be kept); the judge is the real server.
+    monkeypatch.setattr(assistant, "ask", lambda text, mode=None: answer)
+    examples = [EvalExample(id="e1", text=POST, narratives=["us-fuels-wars-for-profit"], tactics=None, lang="en")]
+    summary, _ = evaluate(assistant, examples, list(assistant.kb.narratives), mode="llm")
+    judged = summary["faithfulness_judged"]
+    assert judged["sentences"] == 2 and judged["by_llm"] + judged["by_embedding"] == 2
+    assert 0.0 <= summary["faithfulness"] <= 1.0

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .faithfulness import Faithfulness
 
 BENIGN = "(benign)"
 NONE = "(none)"
@@ -21,7 +25,7 @@ class Prediction:
     citation_markers: int
     citation_unresolved: int
     latency_ms: float
-    faithfulness: float | None = None
+    faithfulness: "Faithfulness | None" = None
 
 
 def _f1(tp: int, fp: int, fn: int) -> tuple[float | None, float | None, float | None]:
@@ -121,14 +125,19 @@ def confusion(predictions: list[Prediction], labels: list[str]) -> dict:
 
 
 def summarise(predictions: list[Prediction], labels: list[str], wall_seconds: float) -> dict:
-    faithfulness = [p.faithfulness for p in predictions if p.faithfulness is not None]
+    judged = [p.faithfulness for p in predictions if p.faithfulness is not None]
     return {
         "n": len(predictions),
         "narratives": narrative_metrics(predictions, labels),
         "abstention": abstention_metrics(predictions),
         "tactics": tactic_metrics(predictions),
         "citations": citation_metrics(predictions),
-        "faithfulness": _round(float(np.mean(faithfulness))) if faithfulness else None,
+        "faithfulness": _round(float(np.mean([f.score for f in judged]))) if judged else None,
+        "faithfulness_judged": {
+            "sentences": sum(f.sentences for f in judged),
+            "by_llm": sum(f.by_llm for f in judged),
+            "by_embedding": sum(f.by_embedding for f in judged),
+        } if judged else None,
         "latency_ms": latency_metrics(predictions, wall_seconds),
         "confusion": confusion(predictions, labels),
         "per_example": [

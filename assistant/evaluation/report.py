@@ -103,10 +103,20 @@ def metric_rows(summary: dict) -> list[tuple[str, str]]:
         ),
         ("tactic micro-F1", _fmt(summary["tactics"]["micro_f1"])),
         ("citation validity", _fmt(summary["citations"]["valid_rate"])),
-        ("faithfulness", _fmt(summary.get("faithfulness"))),
+        ("faithfulness", _faithfulness(summary)),
         ("latency p50 / p95 (ms)", f"{_fmt(summary['latency_ms']['p50'])} / {_fmt(summary['latency_ms']['p95'])}"),
         ("throughput (posts/s)", _fmt(summary["latency_ms"]["throughput_per_s"])),
     ]
+
+
+def _faithfulness(summary: dict) -> str:
+    judged = summary.get("faithfulness_judged")
+    if not judged:
+        return _fmt(summary.get("faithfulness"))
+    return (
+        f"{_fmt(summary.get('faithfulness'))} ({judged['sentences']} cited sentences: "
+        f"{judged['by_llm']} judged by the LLM, {judged['by_embedding']} by embedding similarity)"
+    )
 
 
 def markdown_report(summary: dict, errors: list[dict], title: str) -> str:

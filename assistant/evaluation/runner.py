@@ -16,6 +16,7 @@ from ..corpus.models import Markers, Seen
 from ..explain import check_citations
 from ..settings import Settings
 from .dataset import EvalExample
+from .faithfulness import Faithfulness, faithfulness
 from .metrics import Prediction, summarise
 
 
@@ -23,7 +24,7 @@ BATCH = 32
 LATENCY_SAMPLE = 100
 
 
-def _prediction(example: EvalExample, answer: Answer | None, elapsed_ms: float, faithfulness: float | None = None) -> Prediction:
+def _prediction(example: EvalExample, answer: Answer | None, elapsed_ms: float, faithful: Faithfulness | None = None) -> Prediction:
     if answer is None:
         return Prediction(example.id, example.narratives, [], 0.0, example.tactics, [], 0, 0, elapsed_ms)
     check = check_citations(answer.answer, {c.id for c in answer.citations})
@@ -38,7 +39,7 @@ def _prediction(example: EvalExample, answer: Answer | None, elapsed_ms: float, 
         citation_markers=check.total,
         citation_unresolved=len(check.unresolved),
         latency_ms=elapsed_ms,
-        faithfulness=faithfulness,
+        faithfulness=faithful,
     )
 
 
@@ -49,27 +50,10 @@ def predict(assistant: Assistant, example: EvalExample, mode: str = "offline") -
     except Exception:  # an example that cannot be answered counts as no prediction
         return _prediction(example, None, (time.perf_counter() - started) * 1000), None
     elapsed = (time.perf_counter() - started) * 1000
-    faithful = faithfulness(assistant, answer) if mode == "llm" and answer.mode == "llm" else None
+    faithful = None
+    if mode == "llm" and answer.mode == "llm":
+        faithful = faithfulness(answer, assistant.embeddings, assistant.writer if assistant.settings.llm.judge_faithfulness else None)
     return _prediction(example, answer, elapsed, faithful), answer
-
-
-def faithfulness(assistant: Assistant, answer: Answer, min_similarity: float = 0.3) -> float | None:
-    """Share of the LLM's cited sentences that are close in meaning to a passage they cite."""
-    from ..explain.llm import sentences
-
-    body = answer.answer.split("\n### ")[0]
-    passages = {c.id: c.text for c in answer.citations}
-    cited = [(s, [int(n) for n in re.findall(r"\[(\d+)\]", s) if int(n) in passages]) for s in sentences(body)]
-    cited = [(s, ids) for s, ids in cited if ids]
-    if not cited:
-        return None
-    vectors = assistant.embeddings.encode([s for s, _ in cited] + [passages[i] for _, ids in cited for i in ids])
-    supported, offset = 0, len(cited)
-    for index, (_, ids) in enumerate(cited):
-        best = max(float(vectors[index] @ vectors[offset + k]) for k in range(len(ids)))
-        supported += best >= min_similarity
-        offset += len(ids)
-    return supported / len(cited)
 
 
 def evaluate(
