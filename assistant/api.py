@@ -23,11 +23,10 @@ import sklearn
 from pydantic import BaseModel, ConfigDict
 
 from . import offline
-from .analysis.analyzer import Analyzer, example_table
+from .analysis.analyzer import Analyzer, ExampleTable, detect_language, example_table
 from .analysis.matcher import MarkerIndex, NarrativeMatcher
 from .analysis.models import Analysis, Citation, ContextItem, Evidence, Span
 from .analysis.retrieval import PassageRetriever
-from .analysis.analyzer import detect_language
 from .analysis.questions import QuestionAnswerer
 from .corpus import Example, KnowledgeBase, TacticSpan, load_knowledge_base, validate
 from .embeddings import get_embeddings
@@ -51,7 +50,7 @@ from .analysis.tactics import TacticModel
 from .text import ZERO_WIDTH, clean, normalise, segments
 
 
-MATCHER_VERSION = "8"  # bump when the matcher's features or model change, to refit cached matchers
+MATCHER_VERSION = "12"  # bump when the matcher's features or model change, to refit cached matchers
 
 
 class NarrativeLensError(Exception):
@@ -249,15 +248,24 @@ class Assistant:
                 self.kb, self.embeddings, matcher, markers, table, retriever, self.settings.matching, tactic_model
             )
 
-    def _fit_tactic_model(self, matcher: NarrativeMatcher) -> TacticModel:
-        texts, labels = [], []
-        for example in self.kb.examples_in("train", "user"):
+    def _fit_tactic_model(self, matcher: NarrativeMatcher, table: ExampleTable) -> TacticModel:
+        """Sentence-level technique model over the matcher's sentence features (each sentence with its post's embedding)."""
+        examples = {example.id: example for example in self.kb.examples_in("train", "user")}
+        posts = [clean(text) for text in table.texts]
+        sentences, parents, labels = [], [], []
+        for index, example_id in enumerate(table.ids):
+            example = examples.get(example_id)
+            if example is None:
+                continue
             normal = normalise(example.text)
             for start, end in segments(normal.text) or [(0, len(normal.text))]:
                 o_start, o_end = normal.original_span(start, end)
-                texts.append(normal.text[start:end])
+                sentences.append(normal.text[start:end])
+                parents.append(index)
                 labels.append({span.id for span in example.tactics if span.start < o_end and span.end > o_start})
-        return TacticModel().fit(matcher.features(texts, self.embeddings.encode(texts, normalised=True)), labels)
+        # The posts are the matcher's own reference examples: leave each out of its own neighbours.
+        post_x = matcher.features(posts, table.vectors, leave_out=True)
+        return TacticModel().fit(matcher.sentence_features(sentences, post_x, parents).matrix(), labels)
 
     def _fitted_models(self, generation, table, markers, ids) -> tuple[NarrativeMatcher, TacticModel]:
         """Fit once per index generation; later starts load the fitted models from disk."""
@@ -287,7 +295,7 @@ class Assistant:
             self.settings.matching.target_benign_fpr,
             claims=claims,
         )
-        tactic_model = self._fit_tactic_model(matcher)
+        tactic_model = self._fit_tactic_model(matcher, table)
         partial = cache.with_suffix(f".{os.getpid()}.part")
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)

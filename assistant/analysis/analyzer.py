@@ -141,6 +141,10 @@ class Analyzer:
         self.matcher = matcher
         self.markers = markers
         self.examples = examples
+        self._members = {
+            narrative_id: np.array([i for i, labels in enumerate(examples.narratives) if narrative_id in labels], dtype=np.int64)
+            for narrative_id in kb.narratives
+        }
         self.retriever = retriever
         self.settings = settings
         self.tactics = TacticDetector(list(kb.tactics.values()))
@@ -157,34 +161,46 @@ class Analyzer:
         return self.analyze_many([text], [notices or []])[0]
 
     def analyze_many(self, texts: list[str], notices: list[list[str]] | None = None) -> list[Analysis]:
-        """Analyses several posts with one embedding call and one matcher call (batch evals)."""
+        """Analyses several posts with one embedding call and one matcher call (batch evals).
+
+        Only whole posts are embedded; a post's sentences share its embedding and differ by their wording
+        (see NarrativeMatcher.sentence_features), which is enough to pick the phrases that carry a match.
+        """
         notices = notices or [[] for _ in texts]
         prepared = []
-        pieces: list[str] = []
-        hits = []
-        for text in texts:
+        posts: list[str] = []
+        post_hits, sentences, sentence_hits, parents = [], [], [], []
+        for index, text in enumerate(texts):
             normal = normalise(text)
             spans = segments(normal.text)[:MAX_SEGMENTS]
-            own = [normal.text] + ([normal.text[s:e] for s, e in spans] if len(spans) > 1 else [])
-            prepared.append((text, normal, spans, len(pieces), len(own)))
-            pieces += own
-            whole = self.matcher.markers.hits(normal.text)
-            # Sentences are parts of the post: without a marker in the post there is none in them.
-            rest = self.matcher.markers.matrix(own[1:]) if whole.any() else np.zeros((len(own) - 1, len(whole)), np.float32)
-            hits.append(np.vstack([whole[None, :], rest]))
-        vectors = self.embeddings.encode(pieces, normalised=True)
-        features = self.matcher.features(pieces, vectors, np.vstack(hits) if hits else None)
-        _, scores = self.matcher.predict_features(features)
+            own = [normal.text[s:e] for s, e in spans] if len(spans) > 1 else []
+            prepared.append((text, normal, spans, len(sentences), len(own)))
+            posts.append(normal.text)
+            whole, within = self.matcher.markers.hits_within(normal.text, spans if own else [])
+            post_hits.append(whole)
+            sentence_hits.append(within)
+            sentences += own
+            parents += [index] * len(own)
+        vectors = self.embeddings.encode(posts, normalised=True)
+        post_x = self.matcher.features(posts, vectors, np.vstack(post_hits) if post_hits else None)
+        _, post_scores = self.matcher.predict_features(post_x)
+        if sentences:
+            sentence_x = self.matcher.sentence_features(sentences, post_x, parents, np.vstack(sentence_hits))
+            _, sentence_scores = self.matcher.predict_features(sentence_x)
         results = []
-        for (text, normal, spans, start, count), post_notices in zip(prepared, notices):
-            rows = slice(start, start + count)
-            results.append(self._assemble(text, normal, spans, vectors[rows], scores[rows], features[rows], post_notices))
+        for index, ((text, normal, spans, start, count), post_notices) in enumerate(zip(prepared, notices)):
+            if count:
+                rows = slice(start, start + count)
+                segment_scores, segment_x = sentence_scores[rows], sentence_x[rows]
+            else:
+                segment_scores, segment_x = post_scores[index : index + 1], post_x[index : index + 1]
+            results.append(
+                self._assemble(text, normal, spans, vectors[index], post_scores[index], segment_scores, segment_x, post_notices)
+            )
         return results
 
-    def _assemble(self, text, normal, spans, vectors, scores, features, notices) -> Analysis:
+    def _assemble(self, text, normal, spans, vector, post_scores, segment_scores, segment_features, notices) -> Analysis:
         lang = detect_language(normal.text)
-        post_scores = scores[0]
-        segment_scores = scores[1:] if len(spans) > 1 else scores[:1]
         segment_spans = spans if len(spans) > 1 else ([(0, len(normal.text))] if normal.text else [])
 
         order = np.argsort(-post_scores)
@@ -197,7 +213,7 @@ class Analyzer:
                     chosen.append(int(j))
 
         book = CitationBook(self.kb)
-        similarities = self.examples.vectors @ vectors[0] if len(self.examples.ids) else np.zeros(0)
+        similarities = self.examples.vectors @ vector if len(self.examples.ids) else np.zeros(0)
         matches = [
             self._narrative(j, float(post_scores[j]), normal, segment_spans, segment_scores, similarities, book)
             for j in chosen
@@ -208,12 +224,11 @@ class Analyzer:
             if int(j) not in chosen and float(post_scores[j]) >= 0.05
         ]
         context = [item for j in chosen for item in self._context(self.matcher.ids[j], book)]
-        segment_features = features[1:] if len(spans) > 1 else features[:1]
         learned = self.tactic_model.predict(segment_features) if self.tactic_model and segment_spans else {}
         tactics = self._tactics(normal, book, learned, segment_spans)
         notices = list(notices or [])
         try:
-            self._retrieved(vectors[0].tolist(), book, matched=bool(matches))
+            self._retrieved(vector.tolist(), book, matched=bool(matches))
         except PassagesUnavailable:
             notices.append("Report passages could not be retrieved (the index store is unreachable); the answer uses the cards only.")
         return Analysis(
@@ -250,9 +265,9 @@ class Analyzer:
         phrases.sort(key=lambda p: (p.reason != "marker", -p.score, p.start))
         examples = []
         if len(similarities) and self.settings.evidence_examples:
-            members = [i for i, labels in enumerate(self.examples.narratives) if narrative_id in labels]
-            members.sort(key=lambda i: -similarities[i])
-            for i in members[: self.settings.evidence_examples]:
+            members = self._members.get(narrative_id, np.zeros(0, dtype=np.int64))
+            nearest = members[np.argsort(-similarities[members], kind="stable")[: self.settings.evidence_examples]]
+            for i in nearest.tolist():
                 examples.append(
                     ExampleEvidence(
                         id=self.examples.ids[i],

@@ -11,6 +11,13 @@ Two questions, two models, one probability:
   regression over the same features, trained on the narrative examples and
   the cards' own claims.
 
+Both also see how close the post is to its nearest labelled examples of each
+narrative and of the benign set: the mean similarity of the k nearest, once by
+embedding and once by character n-grams. A linear model draws one flat
+boundary per narrative; the neighbour features let a post that closely
+resembles a few known posts count even where the boundary misses it. During fitting each example's own row is
+left out, so the features mean the same in training as on a new post.
+
 The top narrative's score is P(any); others are scaled by how likely they
 are relative to the top one. The abstention threshold is the score that only
 a configured share of the labelled benign examples reach out-of-fold: it is
@@ -20,8 +27,13 @@ fitted, never guessed.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
+from collections import Counter
+from functools import cached_property
 
 import numpy as np
+from dataclasses import dataclass
+
 from scipy.sparse import csr_matrix, hstack, vstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -54,6 +66,20 @@ class MarkerIndex:
                 found[int(match.lastgroup[1:])] = 1.0
         return found
 
+    def hits_within(self, text: str, spans: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+        """Hits in the whole text and in each [start, end) span of it, from one scan of the text."""
+        whole = np.zeros(len(self.ids), dtype=np.float32)
+        parts = np.zeros((len(spans), len(self.ids)), dtype=np.float32)
+        if self.combined is not None:
+            starts = [start for start, _ in spans]
+            for match in self.combined.finditer(text):
+                column = int(match.lastgroup[1:])
+                whole[column] = 1.0
+                row = bisect_right(starts, match.start()) - 1
+                if row >= 0 and match.end() <= spans[row][1]:
+                    parts[row, column] = 1.0
+        return whole, parts
+
     def matrix(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, len(self.ids)), dtype=np.float32)
@@ -74,13 +100,56 @@ def _phrase_pattern(phrase: str) -> str:
     return escaped
 
 
+@dataclass(frozen=True)
+class Features:
+    """Feature rows in two blocks: dense columns (embedding, markers, neighbours) and sparse character n-grams.
+
+    Scoring multiplies each block by its share of the weights; joining them into one sparse
+    matrix costs more than the products themselves, so that happens only to fit a model.
+    """
+
+    dense: np.ndarray
+    lexical: csr_matrix
+
+    def __len__(self) -> int:
+        return self.dense.shape[0]
+
+    def __getitem__(self, rows) -> "Features":
+        return Features(self.dense[rows], self.lexical[rows])
+
+    def dot(self, weights: np.ndarray) -> np.ndarray:
+        width = self.dense.shape[1]
+        return self.dense @ weights[:width] + np.asarray(self.lexical @ weights[width:])
+
+    def matrix(self) -> csr_matrix:
+        return hstack([csr_matrix(self.dense), self.lexical]).tocsr()
+
+    @staticmethod
+    def stack(parts: list["Features"]) -> "Features":
+        return Features(np.vstack([p.dense for p in parts]), vstack([p.lexical for p in parts]).tocsr())
+
+
 class NarrativeMatcher:
-    def __init__(self, narrative_ids: list[str], markers: MarkerIndex, c: float = 16.0, folds: int = 5, seed: int = 13):
+    def __init__(
+        self,
+        narrative_ids: list[str],
+        markers: MarkerIndex,
+        c: float = 16.0,
+        folds: int = 5,
+        seed: int = 13,
+        neighbours: int = 5,
+        neighbour_weight: float = 2.0,
+    ):
         self.ids = list(narrative_ids)
         self.markers = markers
         self.c = c
         self.folds = folds
         self.seed = seed
+        self.neighbours = neighbours
+        self.neighbour_weight = neighbour_weight
+        self.reference = np.zeros((0, 0), dtype=np.float32)
+        self.lexical_reference: csr_matrix | None = None
+        self.groups: list[np.ndarray] = []
         self.threshold = 1.0
         self.benign_scores = np.zeros(0)
         self.classes: list[str] = []
@@ -90,13 +159,76 @@ class NarrativeMatcher:
         self.choice: LogisticRegression | None = None
 
     # -- features -----------------------------------------------------------
-    def features(self, texts: list[str], vectors: np.ndarray, marker_hits: np.ndarray | None = None):
-        """texts are normalised (see text.clean); vectors are their unit embeddings; marker hits may be given."""
+    def features(self, texts: list[str], vectors: np.ndarray, marker_hits: np.ndarray | None = None, *, leave_out: bool = False) -> Features:
+        """texts are normalised (see text.clean); vectors are their unit embeddings; marker hits may be given.
+
+        leave_out: the texts are the reference examples themselves, row i being reference i (fitting only).
+        """
         hits = self.markers.matrix(texts) if marker_hits is None else marker_hits
-        parts = [csr_matrix(vectors.astype(np.float64)), csr_matrix(hits.astype(np.float64))]
-        if self.vectorizer is not None:
-            parts.append(self.vectorizer.transform([text.lower() for text in texts]))
-        return hstack(parts).tocsr()
+        if leave_out and self.lexical_reference is not None:
+            lexical = self.lexical_reference
+        else:
+            lexical = self.lexical(texts)
+        parts = [vectors.astype(np.float64), hits.astype(np.float64)]
+        if self.groups:
+            semantic = vectors.astype(np.float32) @ self.reference.T
+            lexical_similarity = (lexical @ self._lexical_reference_t).toarray()
+            parts += [self._nearest(semantic, leave_out), self._nearest(lexical_similarity, leave_out)]
+        return Features(np.hstack(parts), lexical)
+
+    def sentence_features(self, texts: list[str], posts: Features, parents: list[int], marker_hits: np.ndarray | None = None) -> Features:
+        """Features of sentences of posts: each keeps its post's embedding and neighbour columns and has its own
+        marker and character n-gram columns. Embedding every sentence as well would double the embedding time,
+        the largest cost of an analysis; within one post, sentences then differ by their wording."""
+        hits = self.markers.matrix(texts) if marker_hits is None else marker_hits
+        dense = posts.dense[np.asarray(parents, dtype=np.int64)]  # fancy indexing copies
+        markers_at = self.reference.shape[1] if self.groups else dense.shape[1] - len(self.ids)
+        dense[:, markers_at : markers_at + len(self.ids)] = hits
+        return Features(dense, self.lexical(texts))
+
+    def lexical(self, texts: list[str]) -> csr_matrix:
+        """The fitted TF-IDF character n-grams, computed without sklearn's per-call checks (equal to its transform)."""
+        analyse, vocabulary, idf = self._lexical_parts
+        indptr, indices, values = [0], [], []
+        for text in texts:
+            counts = Counter(column for column in map(vocabulary.get, analyse(text.lower())) if column is not None)
+            if counts:
+                columns = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+                weights = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))) * idf[columns]
+                weights /= np.sqrt(weights @ weights)
+                order = np.argsort(columns)
+                indices.append(columns[order])
+                values.append(weights[order])
+            indptr.append(indptr[-1] + len(counts))
+        return csr_matrix(
+            (
+                np.concatenate(values) if values else np.zeros(0),
+                np.concatenate(indices) if indices else np.zeros(0, dtype=np.int64),
+                np.asarray(indptr, dtype=np.int64),
+            ),
+            shape=(len(texts), len(vocabulary)),
+        )
+
+    @cached_property
+    def _lexical_parts(self):
+        return self.vectorizer.build_analyzer(), self.vectorizer.vocabulary_, np.asarray(self.vectorizer.idf_, dtype=np.float64)
+
+    @cached_property
+    def _lexical_reference_t(self) -> csr_matrix:
+        # CSR once: scipy would convert the CSC transpose on every product.
+        return self.lexical_reference.T.tocsr()
+
+    def _nearest(self, similarity: np.ndarray, leave_out: bool) -> np.ndarray:
+        """Mean similarity of the k nearest reference examples in each group (narratives, then benign), weighted."""
+        if leave_out:
+            np.fill_diagonal(similarity, -1.0)
+        out = np.zeros((similarity.shape[0], len(self.groups)))
+        for column, members in enumerate(self.groups):
+            if len(members) == 0:
+                continue
+            k = min(self.neighbours, len(members))
+            out[:, column] = np.partition(similarity[:, members], -k, axis=1)[:, -k:].mean(axis=1)
+        return out * self.neighbour_weight
 
     # -- fitting ------------------------------------------------------------
     def fit(
@@ -113,7 +245,14 @@ class NarrativeMatcher:
         self.vectorizer = TfidfVectorizer(
             analyzer="char_wb", ngram_range=(2, 4), min_df=2, sublinear_tf=True, max_features=30000
         ).fit([text.lower() for text in texts] + [text.lower() for text, _, _ in claims])
-        x = self.features(texts, vectors)
+        if self.neighbours > 0:
+            self.reference = np.asarray(vectors, dtype=np.float32)
+            self.lexical_reference = self.lexical(texts)
+            # One group per narrative (a post with two narratives is in both), then the benign posts.
+            self.groups = [np.flatnonzero([narrative in labels for labels in gold]) for narrative in self.ids]
+            self.groups.append(np.flatnonzero([not labels for labels in gold]))
+        features = self.features(texts, vectors, leave_out=self.neighbours > 0)
+        x = features.matrix()
         carries = np.array([1 if labels else 0 for labels in gold])
         if carries.sum() < 2 or (carries == 0).sum() < 2:
             raise ValueError("the matcher needs at least two narrative examples and two benign examples")
@@ -131,7 +270,7 @@ class NarrativeMatcher:
                 labels.append(label)
         choice_x = x[rows]
         if claims:
-            claim_x = self.features([text for text, _, _ in claims], np.stack([vector for _, vector, _ in claims]))
+            claim_x = self.features([text for text, _, _ in claims], np.stack([vector for _, vector, _ in claims])).matrix()
             choice_x = vstack([choice_x, claim_x]).tocsr()
             labels += [label for _, _, label in claims]
         self.choice = LogisticRegression(C=self.c, max_iter=3000).fit(choice_x, labels)
@@ -143,15 +282,21 @@ class NarrativeMatcher:
         self.threshold = min(0.99, cut + 1e-6)  # just above the benign scores it must exclude
         return self
 
-    def _choice_matrix(self, x) -> np.ndarray:
+    @cached_property
+    def _choice_weights(self) -> np.ndarray:
+        weights = self.choice.coef_.T
+        if weights.shape[1] == 1:  # two classes: sklearn keeps one column of coefficients
+            weights = np.hstack([-weights, weights])
+        return np.ascontiguousarray(weights)
+
+    def _choice_matrix(self, x: Features) -> np.ndarray:
         # The softmax of the linear scores, computed directly: sklearn's input checks cost more than the maths.
-        scores = np.asarray(x @ self.choice.coef_.T) + self.choice.intercept_
-        if scores.shape[1] == 1:  # two classes: sklearn keeps one column of coefficients
-            scores = np.hstack([-scores, scores])
+        intercept = self.choice.intercept_ if len(self.classes) > 2 else np.array([-self.choice.intercept_[0], self.choice.intercept_[0]])
+        scores = x.dot(self._choice_weights) + intercept
         scores -= scores.max(axis=1, keepdims=True)
         probabilities = np.exp(scores)
         probabilities /= probabilities.sum(axis=1, keepdims=True)
-        out = np.zeros((x.shape[0], len(self.ids)))
+        out = np.zeros((len(x), len(self.ids)))
         for column, label in enumerate(self.classes):
             out[:, self.ids.index(label)] = probabilities[:, column]
         return out
@@ -161,8 +306,8 @@ class NarrativeMatcher:
         """(P(any narrative) per text, P(narrative) per text and narrative)."""
         return self.predict_features(self.features(texts, vectors))
 
-    def predict_features(self, x) -> tuple[np.ndarray, np.ndarray]:
-        decision = np.asarray(x @ self.gate.coef_[0]).ravel() + self.gate.intercept_[0]
+    def predict_features(self, x: Features) -> tuple[np.ndarray, np.ndarray]:
+        decision = x.dot(self.gate.coef_[0]) + self.gate.intercept_[0]
         logit = decision * self.calibrator.coef_[0, 0] + self.calibrator.intercept_[0]
         gate = 1.0 / (1.0 + np.exp(-logit))
         choice = self._choice_matrix(x)

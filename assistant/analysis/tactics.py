@@ -107,17 +107,18 @@ class TacticModel:
         # One matrix product scores every tactic at once at analysis time.
         self.ids = list(models)
         if self.ids:
-            self.weights = np.vstack([models[t].coef_[0] for t in self.ids]).T
+            # C order: scipy copies a transposed (Fortran-order) operand on every product.
+            self.weights = np.ascontiguousarray(np.vstack([models[t].coef_[0] for t in self.ids]).T)
             self.bias = np.array([models[t].intercept_[0] for t in self.ids])
         return self
 
     def predict(self, x) -> dict[str, list[int]]:
-        """Tactic id -> indexes of the rows (sentences) that carry it."""
+        """Tactic id -> indexes of the rows (sentences, as matcher Features) that carry it."""
         import numpy as np
 
-        if not self.ids or x.shape[0] == 0:
+        if not self.ids or len(x) == 0:
             return {}
-        logits = np.asarray(x @ self.weights) + self.bias
+        logits = x.dot(self.weights) + self.bias
         cut = np.log(self.threshold / (1 - self.threshold))
         found = {}
         for column, tactic_id in enumerate(self.ids):
