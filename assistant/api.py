@@ -15,11 +15,11 @@ import pickle
 import re
 import threading
 from contextlib import contextmanager
+from importlib.metadata import version
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-import sklearn
 from pydantic import BaseModel, ConfigDict
 
 from . import offline
@@ -50,7 +50,7 @@ from .analysis.tactics import TacticModel
 from .text import ZERO_WIDTH, clean, normalise, segments
 
 
-MATCHER_VERSION = "12"  # bump when the matcher's features or model change, to refit cached matchers
+MATCHER_VERSION = "16"  # bump when the matcher's features or model change, to refit cached matchers
 
 
 class NarrativeLensError(Exception):
@@ -270,7 +270,7 @@ class Assistant:
     def _fitted_models(self, generation, table, markers, ids) -> tuple[NarrativeMatcher, TacticModel]:
         """Fit once per index generation; later starts load the fitted models from disk."""
         key_source = "|".join(
-            [generation, ",".join(ids), str(self.settings.matching.target_benign_fpr), sklearn.__version__, self.model_name, MATCHER_VERSION]
+            [generation, ",".join(ids), str(self.settings.matching.target_benign_fpr), version("scikit-learn"), self.model_name, MATCHER_VERSION]
             + [card.model_dump_json() for card in self.kb.narratives.values()]
             + [m.pattern if m is not None else "" for m in markers.patterns]
         )

@@ -157,7 +157,8 @@ def test_saved_example_joins_the_next_analysis(page):
         box.uncheck()
     boxes.get_by_label("There is no forced labour in Xinjiang").check()
     page.locator("#save-example").click()
-    page.locator("#saved").get_by_text("Saved as").wait_for(timeout=60_000)
+    page.locator("#saved").get_by_text("refitting the matcher").wait_for()
+    page.locator("#saved").get_by_text("Saved as").wait_for(timeout=240_000)  # the index is rebuilt and the matcher refitted
     assert "(xinjiang-no-forced-labor)" in page.locator("#saved").inner_text()
     saved_id = page.locator("#saved code").first.inner_text()
     assert saved_id.startswith("user-")

@@ -6,6 +6,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sklearn.feature_extraction.text import CountVectorizer
+
+from assistant.analysis.matcher import char_ngrams
 from assistant.text import clean, segments
 
 POSTS = [
@@ -16,12 +19,20 @@ POSTS = [
 ]
 
 
-def test_lexical_features_equal_sklearns_transform(shipped_assistant):
+def sklearn_tfidf(matcher, texts: list[str]) -> np.ndarray:
+    """TF-IDF as sklearn's TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True) computes it."""
+    counts = CountVectorizer(analyzer="char_wb", ngram_range=(2, 4), vocabulary=matcher.vocabulary).transform(texts).toarray()
+    weights = np.where(counts > 0, 1.0 + np.log(np.maximum(counts, 1)), 0.0) * matcher.idf
+    norms = np.linalg.norm(weights, axis=1, keepdims=True)
+    return weights / np.where(norms == 0, 1.0, norms)
+
+
+def test_lexical_features_equal_sklearns_tfidf(shipped_assistant):
     matcher = shipped_assistant.analyzer.matcher
     texts = [clean(post) for post in POSTS]
     fast = matcher.lexical(texts).toarray()
-    plain = matcher.vectorizer.transform([text.lower() for text in texts]).toarray()
-    assert fast.shape == plain.shape and np.allclose(fast, plain)
+    assert fast.shape == (len(texts), len(matcher.vocabulary)) and np.allclose(fast, sklearn_tfidf(matcher, texts))
+    assert fast[0].any() and not fast[-1].any()
 
 
 def test_marker_hits_within_sentences_equal_scanning_each_sentence(shipped_assistant):
@@ -54,10 +65,14 @@ def test_sentence_rows_share_the_posts_embedding_and_keep_their_own_wording(ship
     assert np.allclose(rows.dot(weights), rows.matrix() @ weights)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_character_ngrams_equal_sklearns_char_wb_analyzer(text):
+    assert char_ngrams(text) == CountVectorizer(analyzer="char_wb", ngram_range=(2, 4)).build_analyzer()(text)
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.text(max_size=300))
 def test_lexical_features_match_on_any_text(shipped_assistant, text):
     matcher = shipped_assistant.analyzer.matcher
-    fast = matcher.lexical([text]).toarray()
-    plain = matcher.vectorizer.transform([text.lower()]).toarray()
-    assert np.allclose(fast, plain)
+    assert np.allclose(matcher.lexical([text]).toarray(), sklearn_tfidf(matcher, [text]))

@@ -35,10 +35,6 @@ import numpy as np
 from dataclasses import dataclass
 
 from scipy.sparse import csr_matrix, hstack, vstack
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
-
 from ..corpus import NarrativeCard
 
 
@@ -100,6 +96,30 @@ def _phrase_pattern(phrase: str) -> str:
     return escaped
 
 
+_SPACES = re.compile(r"\s\s+")
+
+
+def char_ngrams(text: str, low: int = 2, high: int = 4) -> list[str]:
+    """Character n-grams inside words, each word padded with a space: sklearn's 'char_wb' analyzer, lowercased.
+
+    The matcher scores with its own copy so that analysing a post needs no sklearn import (1.5 s of start-up).
+    """
+    grams: list[str] = []
+    append = grams.append
+    for word in _SPACES.sub(" ", text.lower()).split():
+        word = f" {word} "
+        length = len(word)
+        for n in range(low, high + 1):
+            offset = 0
+            append(word[offset : offset + n])
+            while offset + n < length:
+                offset += 1
+                append(word[offset : offset + n])
+            if offset == 0:  # a short word counts once
+                break
+    return grams
+
+
 @dataclass(frozen=True)
 class Features:
     """Feature rows in two blocks: dense columns (embedding, markers, neighbours) and sparse character n-grams.
@@ -153,10 +173,14 @@ class NarrativeMatcher:
         self.threshold = 1.0
         self.benign_scores = np.zeros(0)
         self.classes: list[str] = []
-        self.vectorizer: TfidfVectorizer | None = None
-        self.gate: LogisticRegression | None = None
-        self.calibrator: LogisticRegression | None = None
-        self.choice: LogisticRegression | None = None
+        # The fitted models, kept as plain arrays (see char_ngrams for why).
+        self.vocabulary: dict[str, int] = {}
+        self.idf = np.zeros(0)
+        self.gate_weights = np.zeros(0)
+        self.gate_bias = 0.0
+        self.calibration = (1.0, 0.0)  # Platt scaling of the gate's decision: slope, intercept
+        self.choice_weights = np.zeros((0, 0))  # one column per class in self.classes
+        self.choice_bias = np.zeros(0)
 
     # -- features -----------------------------------------------------------
     def features(self, texts: list[str], vectors: np.ndarray, marker_hits: np.ndarray | None = None, *, leave_out: bool = False) -> Features:
@@ -188,10 +212,10 @@ class NarrativeMatcher:
 
     def lexical(self, texts: list[str]) -> csr_matrix:
         """The fitted TF-IDF character n-grams, computed without sklearn's per-call checks (equal to its transform)."""
-        analyse, vocabulary, idf = self._lexical_parts
+        vocabulary, idf = self.vocabulary, self.idf
         indptr, indices, values = [0], [], []
         for text in texts:
-            counts = Counter(column for column in map(vocabulary.get, analyse(text.lower())) if column is not None)
+            counts = Counter(column for column in map(vocabulary.get, char_ngrams(text)) if column is not None)
             if counts:
                 columns = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
                 weights = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))) * idf[columns]
@@ -208,10 +232,6 @@ class NarrativeMatcher:
             ),
             shape=(len(texts), len(vocabulary)),
         )
-
-    @cached_property
-    def _lexical_parts(self):
-        return self.vectorizer.build_analyzer(), self.vectorizer.vocabulary_, np.asarray(self.vectorizer.idf_, dtype=np.float64)
 
     @cached_property
     def _lexical_reference_t(self) -> csr_matrix:
@@ -240,11 +260,17 @@ class NarrativeMatcher:
         claims: list[tuple[str, np.ndarray, str]] = (),
     ) -> "NarrativeMatcher":
         """Fit on labelled posts (empty label list = benign) plus the cards' claims (text, vector, narrative)."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
         known = set(self.ids)
         gold = [[label for label in labels if label in known] for labels in gold]
-        self.vectorizer = TfidfVectorizer(
+        vectorizer = TfidfVectorizer(
             analyzer="char_wb", ngram_range=(2, 4), min_df=2, sublinear_tf=True, max_features=30000
         ).fit([text.lower() for text in texts] + [text.lower() for text, _, _ in claims])
+        self.vocabulary = {gram: int(column) for gram, column in vectorizer.vocabulary_.items()}
+        self.idf = np.asarray(vectorizer.idf_, dtype=np.float64)
         if self.neighbours > 0:
             self.reference = np.asarray(vectors, dtype=np.float32)
             self.lexical_reference = self.lexical(texts)
@@ -257,11 +283,14 @@ class NarrativeMatcher:
         if carries.sum() < 2 or (carries == 0).sum() < 2:
             raise ValueError("the matcher needs at least two narrative examples and two benign examples")
 
-        self.gate = LogisticRegression(C=self.c, max_iter=3000, class_weight="balanced")
+        gate = LogisticRegression(C=self.c, max_iter=3000, class_weight="balanced")
         folds = StratifiedKFold(n_splits=min(self.folds, int(carries.sum()), int((carries == 0).sum())), shuffle=True, random_state=self.seed)
-        oof = cross_val_predict(self.gate, x, carries, cv=folds, method="decision_function")
-        self.calibrator = LogisticRegression(C=1e4, max_iter=1000).fit(oof.reshape(-1, 1), carries)
-        self.gate.fit(x, carries)
+        oof = cross_val_predict(gate, x, carries, cv=folds, method="decision_function")
+        calibrator = LogisticRegression(C=1e4, max_iter=1000).fit(oof.reshape(-1, 1), carries)
+        gate.fit(x, carries)
+        self.gate_weights = np.ascontiguousarray(gate.coef_[0], dtype=np.float64)
+        self.gate_bias = float(gate.intercept_[0])
+        self.calibration = (float(calibrator.coef_[0, 0]), float(calibrator.intercept_[0]))
 
         rows, labels = [], []
         for index, labels_of in enumerate(gold):
@@ -273,26 +302,23 @@ class NarrativeMatcher:
             claim_x = self.features([text for text, _, _ in claims], np.stack([vector for _, vector, _ in claims])).matrix()
             choice_x = vstack([choice_x, claim_x]).tocsr()
             labels += [label for _, _, label in claims]
-        self.choice = LogisticRegression(C=self.c, max_iter=3000).fit(choice_x, labels)
-        self.classes = list(self.choice.classes_)
+        choice = LogisticRegression(C=self.c, max_iter=3000).fit(choice_x, labels)
+        self.classes = [str(label) for label in choice.classes_]
+        weights, bias = choice.coef_.T, choice.intercept_
+        if weights.shape[1] == 1:  # two classes: sklearn keeps one column, for the second class
+            weights, bias = np.hstack([-weights, weights]), np.array([-bias[0], bias[0]])
+        # C order: scipy copies a transposed (Fortran-order) operand on every sparse product.
+        self.choice_weights = np.ascontiguousarray(weights, dtype=np.float64)
+        self.choice_bias = np.asarray(bias, dtype=np.float64)
 
-        gate_oof = self.calibrator.predict_proba(oof.reshape(-1, 1))[:, 1]
+        gate_oof = calibrator.predict_proba(oof.reshape(-1, 1))[:, 1]
         self.benign_scores = gate_oof[carries == 0]
         cut = float(np.quantile(self.benign_scores, 1 - target_benign_fpr, method="higher"))
         self.threshold = min(0.99, cut + 1e-6)  # just above the benign scores it must exclude
         return self
 
-    @cached_property
-    def _choice_weights(self) -> np.ndarray:
-        weights = self.choice.coef_.T
-        if weights.shape[1] == 1:  # two classes: sklearn keeps one column of coefficients
-            weights = np.hstack([-weights, weights])
-        return np.ascontiguousarray(weights)
-
     def _choice_matrix(self, x: Features) -> np.ndarray:
-        # The softmax of the linear scores, computed directly: sklearn's input checks cost more than the maths.
-        intercept = self.choice.intercept_ if len(self.classes) > 2 else np.array([-self.choice.intercept_[0], self.choice.intercept_[0]])
-        scores = x.dot(self._choice_weights) + intercept
+        scores = x.dot(self.choice_weights) + self.choice_bias
         scores -= scores.max(axis=1, keepdims=True)
         probabilities = np.exp(scores)
         probabilities /= probabilities.sum(axis=1, keepdims=True)
@@ -307,8 +333,9 @@ class NarrativeMatcher:
         return self.predict_features(self.features(texts, vectors))
 
     def predict_features(self, x: Features) -> tuple[np.ndarray, np.ndarray]:
-        decision = x.dot(self.gate.coef_[0]) + self.gate.intercept_[0]
-        logit = decision * self.calibrator.coef_[0, 0] + self.calibrator.intercept_[0]
+        decision = x.dot(self.gate_weights) + self.gate_bias
+        slope, intercept = self.calibration
+        logit = decision * slope + intercept
         gate = 1.0 / (1.0 + np.exp(-logit))
         choice = self._choice_matrix(x)
         relative = choice / np.maximum(choice.max(axis=1, keepdims=True), 1e-12)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import threading
 
 from ..api import Assistant, NarrativeLensError
 
@@ -35,11 +36,25 @@ def serve(assistant: Assistant, host: str = "127.0.0.1", port: int = 7860, auth:
         raise NarrativeLensError(
             f"refusing to listen on {host} without a password: pass --auth user:password or set {AUTH_ENV}"
         )
+    # Load the index, the matcher and the encoder while Gradio is imported and the page is laid out:
+    # both are ready before the first visitor arrives, in less time than one after the other.
+    failures: list[Exception] = []
+
+    def load() -> None:
+        try:
+            assistant.analyzer
+            assistant.questions
+        except Exception as error:  # raised again in this thread, where the CLI reports it
+            failures.append(error)
+
+    loading = threading.Thread(target=load, name="load-models", daemon=True)
+    loading.start()
     from .ui import CSS, build_app
 
-    assistant.analyzer  # load the index and the matcher before the first visitor arrives
-    assistant.questions
     demo = build_app(assistant)
+    loading.join()
+    if failures:
+        raise failures[0]
     demo.queue(default_concurrency_limit=concurrency)
     demo.launch(
         server_name=host,

@@ -172,16 +172,20 @@ class Handlers:
             raise gr.Error(friendly(error)) from None
 
     # -- teach it -----------------------------------------------------------
-    def save_example(self, state: dict | None, narratives: list[str], tactics: list[str], for_eval: bool) -> str:
+    def save_example(self, state: dict | None, narratives: list[str], tactics: list[str], for_eval: bool):
         if not state or not state.get("post"):
-            return "Analyse a post first; then correct its labels and save it."
+            yield "Analyse a post first; then correct its labels and save it."
+            return
+        # The index is rebuilt and the matcher refitted with the new example, which takes a while on a small machine.
+        yield "Saving the example and refitting the matcher with it (this can take a minute)…"
         try:
             example = self.assistant.add_example(state["post"], narratives or [], tactics or [], for_eval=for_eval)
         except Exception as error:
-            return f"**Not saved:** {friendly(error)}"
+            yield f"**Not saved:** {friendly(error)}"
+            return
         where = "the index and your eval set" if for_eval else "the index"
         labels = ", ".join(narratives) if narratives else "benign (no known narrative)"
-        return f"Saved as `{example.id}` ({labels}); it is now part of {where}."
+        yield f"Saved as `{example.id}` ({labels}); it is now part of {where}."
 
     # -- browse cards -------------------------------------------------------
     def card_options(self, query: str) -> list[tuple[str, str]]:
