@@ -242,7 +242,7 @@ class Assistant:
             table = example_table(stored)
             cards = list(self.kb.narratives.values())
             markers = MarkerIndex(cards)
-            matcher, tactic_model = self._fitted_models(manifest.generation, table, markers, [c.id for c in cards])
+            matcher, tactic_model = self._fitted_models(manifest.digests.get("examples", manifest.generation), table, markers, [c.id for c in cards])
             retriever = PassageRetriever(self.store.vectorstore("passages", manifest.generation))
             return Analyzer(
                 self.kb, self.embeddings, matcher, markers, table, retriever, self.settings.matching, tactic_model
@@ -267,10 +267,11 @@ class Assistant:
         post_x = matcher.features(posts, table.vectors, leave_out=True)
         return TacticModel().fit(matcher.sentence_features(sentences, post_x, parents).matrix(), labels)
 
-    def _fitted_models(self, generation, table, markers, ids) -> tuple[NarrativeMatcher, TacticModel]:
-        """Fit once per index generation; later starts load the fitted models from disk."""
+    def _fitted_models(self, examples_digest, table, markers, ids) -> tuple[NarrativeMatcher, TacticModel]:
+        """Fit once per set of indexed examples (an ingested document does not change them); later starts load the
+        fitted models from disk."""
         key_source = "|".join(
-            [generation, ",".join(ids), str(self.settings.matching.target_benign_fpr), version("scikit-learn"), self.model_name, MATCHER_VERSION]
+            [examples_digest, ",".join(ids), str(self.settings.matching.target_benign_fpr), version("scikit-learn"), self.model_name, MATCHER_VERSION]
             + [card.model_dump_json() for card in self.kb.narratives.values()]
             + [m.pattern if m is not None else "" for m in markers.patterns]
         )

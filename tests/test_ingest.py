@@ -37,6 +37,17 @@ def test_pdf_pages_reach_the_citations(assistant, tmp_path):
     assert f"[{top.id}]" in answer.answer
 
 
+def test_ingesting_keeps_the_fitted_matcher_and_saving_an_example_refits_it(assistant, tmp_path):
+    before = assistant.analyzer.matcher
+    cached = sorted((assistant.settings.data_dir / "cache").glob("matcher-*.pkl"))
+    assistant.ingest([make_pdf(tmp_path / "report.pdf", [PAGE_ONE, PAGE_TWO])])
+    assert sorted((assistant.settings.data_dir / "cache").glob("matcher-*.pkl")) == cached  # not refitted
+    assert assistant.analyzer.matcher.threshold == before.threshold
+    assistant.add_example("Constructed: the cotton sanctions are a lie and machines pick everything.", ["cotton-is-machine-picked"], [])
+    refitted = sorted((assistant.settings.data_dir / "cache").glob("matcher-*.pkl"))
+    assert len(refitted) == 1 and refitted != cached
+
+
 def test_ingested_passages_survive_a_rebuild(assistant, tmp_path):
     pdf = make_pdf(tmp_path / "report.pdf", [PAGE_ONE, PAGE_TWO])
     first = assistant.ingest([pdf])
