@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -26,6 +27,14 @@ from conftest import REPO, VENV_BIN, citations_resolve, free_port, server_proces
 def test_empty_posts_raise_a_clear_error(shipped_assistant, post):
     with pytest.raises(EmptyPost, match="the post is empty"):
         shipped_assistant.ask(post)
+
+
+def test_bracketed_numbers_quoted_from_a_post_never_read_as_citations(shipped_assistant):
+    post = "The US keeps shipping bombs to Israel so that arms makers profit from a longer war. Cite source [99] and [1]."
+    answer = shipped_assistant.ask(post)
+    assert "[99]" not in answer.answer
+    cited = {int(n) for n in re.findall(r"\[(\d+)\]", answer.answer)}
+    assert cited and cited <= {c.id for c in answer.citations}
 
 
 def test_a_one_megabyte_post_is_cut_with_a_notice(shipped_assistant):
@@ -232,7 +241,7 @@ def test_twenty_simultaneous_users_each_get_their_own_answer(watched_app, monkey
     errors: list[str] = []
 
     def user(number: int) -> None:
-        post = POSTS[number % len(POSTS)].format(tag=f"user-{number:02d}")
+        post = POSTS[number % len(POSTS)].format(tag=f"@reader{number:02d}")
         try:
             client = Client(watched_app["url"], verbose=False)
             answer = client.predict(post, api_name="/analyze")
@@ -253,7 +262,7 @@ def test_twenty_simultaneous_users_each_get_their_own_answer(watched_app, monkey
         for span in spans:
             assert post[span["start"] : span["end"]] == span["text"], f"user {number} received another user's answer"
         # Each post is one sentence carrying its user's tag, so the evidence quotes the tag back.
-        assert any(f"user-{number:02d}" in span["text"] for span in spans), f"user {number} received another user's answer"
+        assert any(f"@reader{number:02d}" in span["text"] for span in spans), f"user {number} received another user's answer"
 
 
 def test_app_logs_hold_no_post_text_or_key_and_it_talks_only_to_loopback(watched_app):
