@@ -15,8 +15,9 @@ Both also see how close the post is to its nearest labelled examples of each
 narrative and of the benign set: the mean similarity of the k nearest, once by
 embedding and once by character n-grams. A linear model draws one flat
 boundary per narrative; the neighbour features let a post that closely
-resembles a few known posts count even where the boundary misses it. During fitting each example's own row is
-left out, so the features mean the same in training as on a new post.
+resembles a few known posts count even where the boundary misses it. During
+fitting each example is left out of its own neighbours, so the features mean
+the same in training as on a new post.
 
 The top narrative's score is P(any); others are scaled by how likely they
 are relative to the top one. The abstention threshold is the score that only
@@ -29,12 +30,11 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections import Counter
-from functools import cached_property
-
-import numpy as np
 from dataclasses import dataclass
 
+import numpy as np
 from scipy.sparse import csr_matrix, hstack, vstack
+
 from ..corpus import NarrativeCard
 
 
@@ -144,10 +144,6 @@ class Features:
     def matrix(self) -> csr_matrix:
         return hstack([csr_matrix(self.dense), self.lexical]).tocsr()
 
-    @staticmethod
-    def stack(parts: list["Features"]) -> "Features":
-        return Features(np.vstack([p.dense for p in parts]), vstack([p.lexical for p in parts]).tocsr())
-
 
 class NarrativeMatcher:
     def __init__(
@@ -168,7 +164,8 @@ class NarrativeMatcher:
         self.neighbours = neighbours
         self.neighbour_weight = neighbour_weight
         self.reference = np.zeros((0, 0), dtype=np.float32)
-        self.lexical_reference: csr_matrix | None = None
+        # The reference examples' n-grams, one column per example: the shape the products at analysis time want.
+        self.lexical_reference_t: csr_matrix | None = None
         self.groups: list[np.ndarray] = []
         self.threshold = 1.0
         self.benign_scores = np.zeros(0)
@@ -189,14 +186,14 @@ class NarrativeMatcher:
         leave_out: the texts are the reference examples themselves, row i being reference i (fitting only).
         """
         hits = self.markers.matrix(texts) if marker_hits is None else marker_hits
-        if leave_out and self.lexical_reference is not None:
-            lexical = self.lexical_reference
+        if leave_out and self.lexical_reference_t is not None:
+            lexical = self.lexical_reference_t.T.tocsr()
         else:
             lexical = self.lexical(texts)
         parts = [vectors.astype(np.float64), hits.astype(np.float64)]
         if self.groups:
             semantic = vectors.astype(np.float32) @ self.reference.T
-            lexical_similarity = (lexical @ self._lexical_reference_t).toarray()
+            lexical_similarity = (lexical @ self.lexical_reference_t).toarray()
             parts += [self._nearest(semantic, leave_out), self._nearest(lexical_similarity, leave_out)]
         return Features(np.hstack(parts), lexical)
 
@@ -233,11 +230,6 @@ class NarrativeMatcher:
             shape=(len(texts), len(vocabulary)),
         )
 
-    @cached_property
-    def _lexical_reference_t(self) -> csr_matrix:
-        # CSR once: scipy would convert the CSC transpose on every product.
-        return self.lexical_reference.T.tocsr()
-
     def _nearest(self, similarity: np.ndarray, leave_out: bool) -> np.ndarray:
         """Mean similarity of the k nearest reference examples in each group (narratives, then benign), weighted."""
         if leave_out:
@@ -273,7 +265,7 @@ class NarrativeMatcher:
         self.idf = np.asarray(vectorizer.idf_, dtype=np.float64)
         if self.neighbours > 0:
             self.reference = np.asarray(vectors, dtype=np.float32)
-            self.lexical_reference = self.lexical(texts)
+            self.lexical_reference_t = self.lexical(texts).T.tocsr()
             # One group per narrative (a post with two narratives is in both), then the benign posts.
             self.groups = [np.flatnonzero([narrative in labels for labels in gold]) for narrative in self.ids]
             self.groups.append(np.flatnonzero([not labels for labels in gold]))

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 from langchain_core.messages import HumanMessage, SystemMessage
 
+from ..explain.citations import MARKER, markers
 from ..explain.llm import LLMUnavailable, LLMWriter, sentences
 
 JUDGE = """You check whether a statement is supported by a source passage.
 Answer "yes" if the passage supports the statement, "no" if it does not. Reply with one word: yes or no."""
 
 _VERDICT = re.compile(r"\b(yes|no)\b|(是|否|不)", re.IGNORECASE)
-_MARKER = re.compile(r"\[(\d+)\]")
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Faithfulness:
 
 
 def build_judge_prompt(statement: str, passage: str) -> list:
-    statement = _MARKER.sub("", statement).strip()
+    statement = MARKER.sub("", statement).strip()
     return [SystemMessage(JUDGE), HumanMessage(f"PASSAGE:\n{passage}\n\nSTATEMENT:\n{statement}\n\nSupported (yes or no)?")]
 
 
@@ -52,7 +52,7 @@ def cited_sentences(answer) -> list[tuple[str, list[str]]]:
     passages = {c.id: c.text for c in answer.citations}
     out = []
     for sentence in sentences(body):
-        cited = [passages[int(n)] for n in _MARKER.findall(sentence) if int(n) in passages]
+        cited = [passages[n] for n in markers(sentence) if n in passages]
         if cited:
             out.append((sentence, cited))
     return out

@@ -8,10 +8,9 @@ HTML are shown as text and never rendered.
 
 from __future__ import annotations
 
-import re
-
 from ..analysis.models import Analysis, Citation
 from ..corpus import KnowledgeBase
+from .citations import MARKER
 
 PHRASES = {
     "en": {
@@ -63,12 +62,9 @@ CONFIDENCE_ZH = {"high": "高", "moderate": "中", "low": "低"}
 QUOTE_LIMIT = 160
 
 
-_MARKER_LIKE = re.compile(r"\[(\d+)\]")
-
-
 def _quote(text: str, limit: int = QUOTE_LIMIT) -> str:
     # A quoted "[99]" would read as a citation of this answer: quoted text keeps its numbers, not the brackets.
-    text = _MARKER_LIKE.sub(r"(\1)", " ".join(text.split()).replace("`", "'"))
+    text = MARKER.sub(r"(\1)", " ".join(text.split()).replace("`", "'"))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
