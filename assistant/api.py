@@ -29,7 +29,7 @@ from .analysis.models import Analysis, Citation, ContextItem, Evidence, Span
 from .analysis.retrieval import PassageRetriever
 from .analysis.questions import QuestionAnswerer
 from .corpus import Example, KnowledgeBase, TacticSpan, load_knowledge_base, validate
-from .embeddings import get_embeddings
+from .embeddings import VectorCache, get_embeddings
 from .explain import compose, compose_followup
 from .explain.composer import answer_language, closing_block, sources_block, verdict_block
 from .explain.llm import (
@@ -50,7 +50,7 @@ from .analysis.tactics import TacticModel
 from .text import ZERO_WIDTH, clean, normalise, segments
 
 
-MATCHER_VERSION = "17"  # bump when the matcher's features or model change, to refit cached matchers
+MATCHER_VERSION = "18"  # bump when the matcher's features or model change, to refit cached matchers
 
 
 class NarrativeLensError(Exception):
@@ -171,7 +171,7 @@ class Assistant:
 
     @cached_property
     def embeddings(self):
-        return get_embeddings(self.settings.embeddings)
+        return get_embeddings(self.settings.embeddings, cache_dir=self.settings.cache_dir)
 
     @property
     def model_name(self) -> str:
@@ -238,11 +238,9 @@ class Assistant:
         with self._lock:
             self.ensure_index()
             manifest = self.store.manifest()
-            stored = self.store.all_items("examples", manifest.generation)
-            table = example_table(stored)
             cards = list(self.kb.narratives.values())
             markers = MarkerIndex(cards)
-            matcher, tactic_model = self._fitted_models(manifest.digests.get("examples", manifest.generation), table, markers, [c.id for c in cards])
+            matcher, tactic_model, table = self._fitted_models(manifest, markers, [c.id for c in cards])
             retriever = PassageRetriever(self.store.vectorstore("passages", manifest.generation))
             return Analyzer(
                 self.kb, self.embeddings, matcher, markers, table, retriever, self.settings.matching, tactic_model
@@ -267,9 +265,10 @@ class Assistant:
         post_x = matcher.features(posts, table.vectors, leave_out=True)
         return TacticModel().fit(matcher.sentence_features(sentences, post_x, parents).matrix(), labels)
 
-    def _fitted_models(self, examples_digest, table, markers, ids) -> tuple[NarrativeMatcher, TacticModel]:
+    def _fitted_models(self, manifest, markers, ids) -> tuple[NarrativeMatcher, TacticModel, ExampleTable]:
         """Fit once per set of indexed examples (an ingested document does not change them); later starts load the
-        fitted models from disk."""
+        fitted models, and the examples they were fitted on, from disk instead of the store."""
+        examples_digest = manifest.digests.get("examples", manifest.generation)
         key_source = "|".join(
             [examples_digest, ",".join(ids), str(self.settings.matching.target_benign_fpr), version("scikit-learn"), self.model_name, MATCHER_VERSION]
             + [card.model_dump_json() for card in self.kb.narratives.values()]
@@ -281,10 +280,11 @@ class Assistant:
         if cache.is_file():
             try:
                 with open(cache, "rb") as handle:
-                    matcher, tactic_model = pickle.load(handle)
-                return matcher, tactic_model
+                    matcher, tactic_model, table = pickle.load(handle)
+                return matcher, tactic_model, table
             except Exception:
                 pass  # a damaged or older cache is refitted below
+        table = example_table(self.store.all_items("examples", manifest.generation))
         cards = [self.kb.narratives[narrative_id] for narrative_id in ids]
         claim_texts = [(clean(text), card.id) for card in cards for text in [card.title, card.summary, *card.claims]]
         claim_vectors = self.embeddings.encode([text for text, _ in claim_texts])
@@ -301,19 +301,20 @@ class Assistant:
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
             with open(partial, "wb") as handle:
-                pickle.dump((matcher, tactic_model), handle)
+                pickle.dump((matcher, tactic_model, table), handle)
             os.replace(partial, cache)
             for stale in cache.parent.glob("matcher-*.pkl"):
                 if stale != cache:
                     stale.unlink(missing_ok=True)  # fitted for an older index or settings
         except OSError:
             partial.unlink(missing_ok=True)  # no room to cache (a full disk): the next start refits
-        return matcher, tactic_model
+        return matcher, tactic_model, table
 
     @cached_property
     def questions(self) -> QuestionAnswerer:
         analyzer = self.analyzer
-        return QuestionAnswerer(self.kb, self.embeddings, analyzer.retriever, analyzer.markers)
+        vectors = VectorCache(self.settings.data_dir / "cache", "knowledge", self.embeddings, self.model_name)
+        return QuestionAnswerer(self.kb, self.embeddings, analyzer.retriever, analyzer.markers, encode=vectors.encode)
 
     def follow_up(self, question: str, focus: list[str] | None = None, mode: str | None = None) -> FollowUpAnswer:
         """Answer a question about narratives, techniques or evidence from the knowledge base."""

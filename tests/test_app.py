@@ -98,7 +98,8 @@ def test_follow_up_question_is_answered_with_citations(page):
     analyse(page, COTTON_POST)
     page.locator("#chat").get_by_text("Mode: offline").wait_for()
     analyse(page, "What is the evidence on cotton mechanisation?")
-    page.locator("#chat").get_by_text("From the knowledge base").wait_for()
+    # The answer streams in line by line; it is complete when its own mode line follows it.
+    page.locator("#chat").get_by_text("Mode: offline").nth(1).wait_for()
     text = page.locator("#chat").inner_text()
     assert "cotton" in text.casefold() and "[1]" in text.split("From the knowledge base")[-1]
 

@@ -4,6 +4,7 @@ answered from the knowledge base alone, every statement tied to a citation."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import numpy as np
 from pydantic import BaseModel
@@ -42,7 +43,16 @@ class KnowledgeAnswer(BaseModel):
 class QuestionAnswerer:
     """Finds the tactic cards, narrative facts and report passages closest to a question."""
 
-    def __init__(self, kb: KnowledgeBase, embeddings, retriever: PassageRetriever | None, markers=None, min_similarity: float = 0.3):
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        embeddings,
+        retriever: PassageRetriever | None,
+        markers=None,
+        min_similarity: float = 0.3,
+        encode: Callable[[list[str]], np.ndarray] | None = None,
+    ):
+        """`encode`: how the searched texts are embedded, when not by `embeddings` itself (a cache)."""
         self.kb = kb
         self.markers = markers
         self.embeddings = embeddings
@@ -53,15 +63,19 @@ class QuestionAnswerer:
         ]
         self.tactics = list(kb.tactics.values())
         self.narratives = list(kb.narratives.values())
-        texts = (
+        texts = self.texts()
+        vectors = (encode or embeddings.encode)(texts) if texts else np.zeros((0, 512), np.float32)
+        self.fact_vectors = vectors[: len(self.facts)]
+        self.tactic_vectors = vectors[len(self.facts) : len(self.facts) + len(self.tactics)]
+        self.narrative_vectors = vectors[len(self.facts) + len(self.tactics) :]
+
+    def texts(self) -> list[str]:
+        """What is searched: the facts, then the techniques, then the narratives."""
+        return (
             [fact.text for _, fact in self.facts]
             + [f"{t.name}. {t.summary}" for t in self.tactics]
             + [f"{n.title}. {n.summary}" for n in self.narratives]
         )
-        vectors = embeddings.encode(texts) if texts else np.zeros((0, 512), np.float32)
-        self.fact_vectors = vectors[: len(self.facts)]
-        self.tactic_vectors = vectors[len(self.facts) : len(self.facts) + len(self.tactics)]
-        self.narrative_vectors = vectors[len(self.facts) + len(self.tactics) :]
 
     def _named_narratives(self, question: str) -> set[str]:
         if self.markers is None:
