@@ -50,7 +50,7 @@ from .analysis.tactics import TacticModel
 from .text import ZERO_WIDTH, clean, normalise, segments
 
 
-MATCHER_VERSION = "18"  # bump when the matcher's features or model change, to refit cached matchers
+MATCHER_VERSION = "19"  # bump when the matcher's features or model change, to refit cached matchers
 
 
 class NarrativeLensError(Exception):

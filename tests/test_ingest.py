@@ -35,6 +35,20 @@ def test_pdf_pages_reach_the_citations(assistant, tmp_path):
     assert top.locator == "p. 2"
     assert "combine harvesters" in top.text
     assert f"[{top.id}]" in answer.answer
+    assert not any("list of accounts reviewed" in c.text for c in ingested)  # the annex is off topic
+
+
+def test_retrieval_ranks_by_similarity_and_drops_the_unrelated(assistant, tmp_path):
+    """Chroma reports cosine distance; the threshold is on similarity, so the closest passage always passes."""
+    assistant.ingest([make_pdf(tmp_path / "report.pdf", [PAGE_ONE, PAGE_TWO, PAGE_THREE])])
+    retriever = assistant.analyzer.retriever
+    vectors = assistant.embeddings.encode([PAGE_TWO, "Recipe: lamb skewers with cumin at a Kashgar night market."])
+    same, unrelated = retriever.search_many(vectors.tolist(), 4, assistant.settings.matching.min_passage_similarity)
+    assert same[0][0].page_content.startswith("Findings.") and same[0][1] > 0.95
+    assert [s for _, s in same] == sorted((s for _, s in same), reverse=True)
+    assert all(s >= assistant.settings.matching.min_passage_similarity for _, s in same)
+    assert not [doc.page_content for doc, _ in unrelated if doc.metadata.get("origin") == "ingested"]
+    assert retriever.search(vectors[0].tolist(), 4, 0.25) == same
 
 
 def test_ingesting_keeps_the_fitted_matcher_and_saving_an_example_refits_it(assistant, tmp_path):

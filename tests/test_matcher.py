@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sklearn.feature_extraction.text import CountVectorizer
 
-from assistant.analysis.matcher import char_ngrams
+from assistant.analysis.matcher import MarkerIndex, char_ngrams
+from assistant.analysis.tactics import TacticDetector
+from assistant.corpus import load_knowledge_base
 from assistant.text import clean, segments
+from conftest import REPO
 
 POSTS = [
     "Machine-picked cotton: the so-called forced labour in Xinjiang is a lie invented by sanction-happy politicians.",
@@ -76,3 +82,74 @@ def test_character_ngrams_equal_sklearns_char_wb_analyzer(text):
 def test_lexical_features_match_on_any_text(shipped_assistant, text):
     matcher = shipped_assistant.analyzer.matcher
     assert np.allclose(matcher.lexical([text]).toarray(), sklearn_tfidf(matcher, [text]))
+
+
+# -- marker phrases and technique cues: the fast scans find what the plain patterns find ------------------------
+
+@pytest.fixture(scope="module")
+def shipped_kb():
+    return load_knowledge_base(REPO / "corpus")
+
+
+def _alternation(phrases: list[str]) -> re.Pattern:
+    """A narrative's markers as a plain alternation, longest first: what the trie replaces."""
+    parts = []
+    for phrase in sorted(phrases, key=lambda p: (-len(p), p)):
+        pattern = re.escape(phrase)
+        if re.match(r"\w", phrase, re.ASCII):
+            pattern = r"\b" + pattern
+        if re.search(r"\w$", phrase, re.ASCII):
+            pattern += r"\b"
+        parts.append(pattern)
+    return re.compile("|".join(parts), re.IGNORECASE)
+
+
+def _shuffled_case(draw, text: str) -> str:
+    flips = draw(st.lists(st.booleans(), min_size=len(text), max_size=len(text)))
+    return "".join(c.swapcase() if flip else c for c, flip in zip(text, flips))
+
+
+@st.composite
+def posts_with_phrases(draw, phrases: list[str]):
+    pieces = draw(st.lists(st.one_of(
+        st.sampled_from(phrases).flatmap(lambda p: st.just(p)),
+        st.sampled_from(["", " ", ", ", "s", "ing", "-", "的", "#", "\n", "x"]),
+        st.text(max_size=6),
+    ), max_size=12))
+    return _shuffled_case(draw, "".join(pieces))
+
+
+def test_marker_trie_finds_what_plain_alternations_find(shipped_kb):
+    cards = list(shipped_kb.narratives.values())
+    markers = MarkerIndex(cards)
+    plain = [_alternation(sorted({p.strip() for p in card.markers.all() if p.strip()})) for card in cards]
+    phrases = sorted({p.strip() for card in cards for p in card.markers.all() if p.strip()})
+
+    @settings(max_examples=300, deadline=None)
+    @given(posts_with_phrases(phrases))
+    def check(text):
+        hits = markers.hits(text)
+        for index, pattern in enumerate(plain):
+            assert markers.spans(index, text) == [m.span() for m in pattern.finditer(text)]
+            assert bool(hits[index]) == bool(pattern.search(text)), (cards[index].id, text)
+
+    check()
+    hits = markers.hits("They BAN XINJIANG COTTON while American-made bombs fall")
+    assert hits[[c.id for c in cards].index("xinjiang-no-forced-labor")] and hits[[c.id for c in cards].index("us-complicit-in-gaza-suffering")]
+
+
+def test_technique_cues_over_lower_cased_posts_find_what_the_ignorecase_flag_finds(shipped_kb):
+    cards = list(shipped_kb.tactics.values())
+    fast, reference = TacticDetector(cards), TacticDetector(cards, fold_case=False)
+    words = sorted({w for example in shipped_kb.examples for w in re.findall(r"\w+|\W", example.text)})[:4000]
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.one_of(st.sampled_from(words), st.sampled_from([" ", "İ", "ß", "K", "!!", "#"]), st.text(max_size=4)), max_size=40))
+    def check(pieces):
+        text = " ".join(pieces)
+        for variant in (text, text.upper(), text.title()):
+            assert fast.find(variant) == reference.find(variant)
+
+    check()
+    for example in shipped_kb.examples[:400]:
+        assert fast.find(example.text) == reference.find(example.text)

@@ -31,10 +31,6 @@ _LATIN = re.compile(r"[A-Za-z]")
 MAX_SEGMENTS = 24
 
 
-class PassagesUnavailable(Exception):
-    """Report passages could not be retrieved (the Chroma store is unreachable)."""
-
-
 def detect_language(text: str) -> str:
     cjk = len(_CJK.findall(text))
     latin = len(_LATIN.findall(text))
@@ -187,6 +183,7 @@ class Analyzer:
         if sentences:
             sentence_x = self.matcher.sentence_features(sentences, post_x, parents, np.vstack(sentence_hits))
             _, sentence_scores = self.matcher.predict_features(sentence_x)
+        passages = self._passages(vectors, post_scores)
         results = []
         for index, ((text, normal, spans, start, count), post_notices) in enumerate(zip(prepared, notices)):
             if count:
@@ -195,11 +192,15 @@ class Analyzer:
             else:
                 segment_scores, segment_x = post_scores[index : index + 1], post_x[index : index + 1]
             results.append(
-                self._assemble(text, normal, spans, vectors[index], post_scores[index], segment_scores, segment_x, post_notices)
+                self._assemble(
+                    text, normal, spans, vectors[index], post_scores[index], segment_scores, segment_x, post_notices,
+                    passages[index],
+                )
             )
         return results
 
-    def _assemble(self, text, normal, spans, vector, post_scores, segment_scores, segment_features, notices) -> Analysis:
+    def _assemble(self, text, normal, spans, vector, post_scores, segment_scores, segment_features, notices, passages) -> Analysis:
+        """One post's analysis; `passages` are its retrieved report passages, or None when the store was unreachable."""
         lang = detect_language(normal.text)
         segment_spans = spans if len(spans) > 1 else ([(0, len(normal.text))] if normal.text else [])
 
@@ -227,10 +228,11 @@ class Analyzer:
         learned = self.tactic_model.predict(segment_features) if self.tactic_model and segment_spans else {}
         tactics = self._tactics(normal, book, learned, segment_spans)
         notices = list(notices or [])
-        try:
-            self._retrieved(vector.tolist(), book, matched=bool(matches))
-        except PassagesUnavailable:
+        if passages is None:
             notices.append("Report passages could not be retrieved (the index store is unreachable); the answer uses the cards only.")
+        elif matches:  # passages only for posts that matched, to stay on topic
+            for doc, _ in passages:
+                book.cite_passage(doc)
         return Analysis(
             text=text,
             lang=lang,  # type: ignore[arg-type]
@@ -340,16 +342,22 @@ class Analyzer:
         hits.sort(key=lambda hit: (hit.kind != "rhetorical", hit.spans[0].start if hit.spans else 0))
         return hits
 
-    def _retrieved(self, vector: list[float], book: CitationBook, matched: bool) -> None:
-        """Adds report passages close to the post; only for posts that matched, to stay on topic."""
-        if self.retriever is None or not matched:
-            return
+    def _passages(self, vectors: np.ndarray, post_scores: np.ndarray) -> list[list | None]:
+        """Report passages close to each post that can match, from one store query; None for all when the store
+        is unreachable (the answers then come from the cards alone)."""
+        wanted = [i for i in range(len(vectors)) if len(post_scores[i]) and post_scores[i].max() >= self.matcher.threshold]
+        found: list[list | None] = [[] for _ in range(len(vectors))]
+        if self.retriever is None or not wanted:
+            return found
         try:
-            hits = self.retriever.search(vector, self.settings.passages, self.settings.min_passage_similarity)
-        except Exception as error:  # the store went away mid-session: answer from the cards, say so
-            raise PassagesUnavailable(str(error)) from None
-        for doc, _ in hits:
-            book.cite_passage(doc)
+            hits = self.retriever.search_many(
+                [vectors[i].tolist() for i in wanted], self.settings.passages, self.settings.min_passage_similarity
+            )
+        except Exception:  # the store went away mid-session
+            return [None] * len(vectors)
+        for i, post_hits in zip(wanted, hits):
+            found[i] = post_hits
+        return found
 
 
 def example_table(stored: dict) -> ExampleTable:

@@ -39,41 +39,62 @@ from ..corpus import NarrativeCard
 
 
 class MarkerIndex:
-    """Finds each narrative's marker phrases in normalised text."""
+    """Finds each narrative's marker phrases in normalised text (case-insensitive; Latin phrases at word boundaries).
+
+    The phrases are literal, so they are compiled as a trie, shared prefixes factored out: one pattern for all
+    of some 500 phrases scans a post in about 0.05 ms, where an alternation of the phrases took 1.5 ms.
+    """
 
     def __init__(self, cards: list[NarrativeCard]):
         self.ids = [card.id for card in cards]
         self.patterns: list[re.Pattern | None] = []
-        for card in cards:
-            # Longest first so the regex prefers whole phrases; ties by text, so the pattern is the same in every process.
-            phrases = sorted({phrase.strip() for phrase in card.markers.all() if phrase.strip()}, key=lambda p: (-len(p), p))
-            if phrases:
-                self.patterns.append(re.compile("|".join(_phrase_pattern(p) for p in phrases), re.IGNORECASE))
-            else:
-                self.patterns.append(None)
-        parts = [f"(?P<n{i}>{p.pattern})" for i, p in enumerate(self.patterns) if p is not None]
-        self.combined = re.compile("|".join(parts), re.IGNORECASE) if parts else None
+        owners: dict[str, list[int]] = {}  # lower-cased phrase -> the narratives it marks
+        for index, card in enumerate(cards):
+            phrases = sorted({phrase.strip() for phrase in card.markers.all() if phrase.strip()})
+            self.patterns.append(re.compile(_trie_pattern(phrases), re.IGNORECASE) if phrases else None)
+            for phrase in phrases:
+                owners.setdefault(phrase.lower(), [])
+                if index not in owners[phrase.lower()]:
+                    owners[phrase.lower()].append(index)
+        # The scan finds the longest phrase at each position; a shorter phrase that starts it ("cotton" in "cotton
+        # picking") occurs there too, so a phrase also counts for the narratives of its prefixes. A prefix that
+        # ends in a Latin letter counts only where the longer phrase goes on with a non-word character.
+        self._owners = {
+            phrase: sorted({i for cut in range(1, len(phrase) + 1) for i in owners.get(phrase[:cut], ())
+                            if cut == len(phrase) or not (_WORD.match(phrase[cut - 1]) and _ANY_WORD.match(phrase[cut]))})
+            for phrase in owners
+        }
+        # A lookahead finds the longest phrase starting at every position, so phrases that overlap all count.
+        self.combined = re.compile(f"(?=({_trie_pattern(sorted(owners))}))", re.IGNORECASE) if owners else None
+
+    def _found(self, text: str):
+        """(start, end, narrative indexes) for each phrase found."""
+        if self.combined is None:
+            return
+        for match in self.combined.finditer(text):
+            phrase = match.group(1)
+            owners = self._owners.get(phrase.lower())
+            if owners is None:  # a letter that only case-folding maps to the phrase's (rare): ask each narrative
+                owners = [i for i, pattern in enumerate(self.patterns) if pattern is not None and pattern.fullmatch(phrase)]
+            if owners:
+                yield match.start(1), match.end(1), owners
 
     def hits(self, text: str) -> np.ndarray:
         found = np.zeros(len(self.ids), dtype=np.float32)
-        if self.combined is not None:
-            # One scan finds which narratives' markers occur; the group name says whose marker it is.
-            for match in self.combined.finditer(text):
-                found[int(match.lastgroup[1:])] = 1.0
+        for _, _, owners in self._found(text):
+            found[owners] = 1.0
         return found
 
     def hits_within(self, text: str, spans: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
         """Hits in the whole text and in each [start, end) span of it, from one scan of the text."""
         whole = np.zeros(len(self.ids), dtype=np.float32)
         parts = np.zeros((len(spans), len(self.ids)), dtype=np.float32)
-        if self.combined is not None:
-            starts = [start for start, _ in spans]
-            for match in self.combined.finditer(text):
-                column = int(match.lastgroup[1:])
-                whole[column] = 1.0
-                row = bisect_right(starts, match.start()) - 1
-                if row >= 0 and match.end() <= spans[row][1]:
-                    parts[row, column] = 1.0
+        starts = [start for start, _ in spans]
+        for start, end, owners in self._found(text):
+            whole[owners] = 1.0
+            row = bisect_right(starts, start) - 1
+            if row >= 0 and end <= spans[row][1]:
+                parts[row, owners] = 1.0
         return whole, parts
 
     def matrix(self, texts: list[str]) -> np.ndarray:
@@ -86,16 +107,28 @@ class MarkerIndex:
         return [m.span() for m in pattern.finditer(text)] if pattern is not None else []
 
 
-def _phrase_pattern(phrase: str) -> str:
-    escaped = re.escape(phrase)
-    # Word boundaries for Latin phrases only; Chinese has no spaces between words.
-    if re.match(r"^\w", phrase, re.ASCII):
-        escaped = r"\b" + escaped
-    if re.search(r"\w$", phrase, re.ASCII):
-        escaped = escaped + r"\b"
-    return escaped
+def _trie_pattern(phrases: list[str]) -> str:
+    """A pattern for any of the literal `phrases`, preferring the longest at a position. Word boundaries for
+    phrases that begin or end with a Latin letter or digit only: Chinese has no spaces between words."""
+    trie: dict = {}
+    for phrase in phrases:
+        node = trie
+        for char in phrase.lower():
+            node = node.setdefault(char, {})
+        node[""] = {}  # a phrase ends here
+
+    def branches(node: dict, last: str) -> str:
+        options = [re.escape(char) + branches(child, char) for char, child in sorted(node.items()) if char]
+        if "" in node:  # after the longer phrases, so those are preferred
+            options.append(r"\b" if _WORD.match(last) else "")
+        return options[0] if len(options) == 1 else "(?:" + "|".join(options) + ")"
+
+    starts = [(r"\b" if _WORD.match(char) else "") + re.escape(char) + branches(child, char) for char, child in sorted(trie.items())]
+    return "|".join(starts)
 
 
+_WORD = re.compile(r"\w", re.ASCII)
+_ANY_WORD = re.compile(r"\w")
 _SPACES = re.compile(r"\s\s+")
 
 

@@ -11,14 +11,35 @@ from ..corpus import KnowledgeBase, SourceRecord
 
 
 class PassageRetriever:
+    """Report passages near a post, scored by cosine similarity (the index is built in cosine space)."""
+
     def __init__(self, store: Chroma):
         self.store = store
 
     def search(self, vector: list[float], k: int, min_similarity: float) -> list[tuple[Document, float]]:
-        if k <= 0:
-            return []
-        hits = self.store.similarity_search_by_vector_with_relevance_scores(vector, k=k)
-        return [(doc, score) for doc, score in hits if score >= min_similarity]
+        return self.search_many([vector], k, min_similarity)[0]
+
+    def search_many(self, vectors: list[list[float]], k: int, min_similarity: float) -> list[list[tuple[Document, float]]]:
+        """One store query for many posts: each query costs Chroma a fixed 2 ms or more, whatever its size.
+
+        LangChain's single-vector search returns Chroma's cosine *distance* under the name of a relevance score,
+        so the collection is asked directly and the distance turned into a similarity here."""
+        if k <= 0 or not vectors:
+            return [[] for _ in vectors]
+        results = self.store._collection.query(
+            query_embeddings=vectors, n_results=k, include=["documents", "metadatas", "distances"]
+        )
+        found = []
+        for documents, metadatas, ids, distances in zip(
+            results["documents"], results["metadatas"], results["ids"], results["distances"]
+        ):
+            hits = []
+            for text, metadata, passage_id, distance in zip(documents, metadatas, ids, distances):
+                similarity = 1.0 - float(distance)
+                if text is not None and similarity >= min_similarity:
+                    hits.append((Document(page_content=text, metadata=metadata or {}, id=passage_id), similarity))
+            found.append(hits)
+        return found
 
 
 def _words(text: str) -> set[str]:
