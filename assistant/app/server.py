@@ -44,6 +44,7 @@ def serve(assistant: Assistant, host: str = "127.0.0.1", port: int = 7860, auth:
         try:
             assistant.analyzer
             assistant.questions
+            warm_up(assistant)
         except Exception as error:  # raised again in this thread, where the CLI reports it
             failures.append(error)
 
@@ -57,7 +58,6 @@ def serve(assistant: Assistant, host: str = "127.0.0.1", port: int = 7860, auth:
         raise failures[0]
     demo.queue(default_concurrency_limit=concurrency)
     demo.launch(
-        prevent_thread_lock=True,
         server_name=host,
         server_port=port,
         auth=credentials,
@@ -68,14 +68,12 @@ def serve(assistant: Assistant, host: str = "127.0.0.1", port: int = 7860, auth:
         footer_links=["api"],
         run_history=False,  # pasted posts are not kept in the browser
     )
-    # While the first visitor's browser loads the page, do the first-use work its first answer would wait for.
-    warm_up(assistant)
-    demo.block_thread()
 
 
 def warm_up(assistant: Assistant) -> None:
-    """One analysis of a labelled example (the passage index is read from disk on its first search), and the
-    import of matplotlib, which Gradio asks for its backend around every event."""
+    """The first-use work the first answer would wait for: one analysis of a labelled example (Chroma reads the
+    passage index from disk on its first search, which overlaps with Gradio's import), and the import of
+    matplotlib, which Gradio asks for its backend around every event."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
