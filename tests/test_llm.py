@@ -222,6 +222,10 @@ def test_prompt_fences_the_post_and_fits_the_budget(shipped_assistant):
     prompt = build_prompt(analysis, shipped_assistant.kb, settings)
     user = prompt.messages[1].content
     assert user.count("<post>") == 1 and user.count("</post>") == 1 and "[post tag removed]" in user
+    # Quoted spans of the post (its techniques start at the injected tag here) are fenced like the post.
+    assert any(t.spans and "</post>" in t.spans[0].text for t in analysis.tactics) or any(
+        "</post>" in p.text for m in analysis.narratives for p in m.evidence.phrases
+    )
     assert prompt.tokens <= 1024 - 200
     assert prompt.source_ids and prompt.source_ids <= {c.id for c in analysis.citations}
 
