@@ -133,6 +133,10 @@ def test_chroma_server_going_down_mid_session_and_coming_back(mini_corpus, tmp_p
         during = assistant.ask(post)
         assert during.narratives[0].id == before.narratives[0].id
         assert any("index store is unreachable" in n for n in during.notices)
+        # In a batch, only posts that would have cited passages (those that match) are told they could not.
+        batch = assistant.ask_many([post, "🙂🙂🙂", "1234 5678"])
+        assert [any("unreachable" in n for n in a.notices) for a in batch] == [bool(a.narratives) for a in batch]
+        assert not all(a.narratives for a in batch)
         server = _chroma(tmp_path / "db", port)
         after = assistant.ask(post)
         assert after.notices == [] and after.citations == before.citations

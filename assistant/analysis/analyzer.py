@@ -343,8 +343,8 @@ class Analyzer:
         return hits
 
     def _passages(self, vectors: np.ndarray, post_scores: np.ndarray) -> list[list | None]:
-        """Report passages close to each post that can match, from one store query; None for all when the store
-        is unreachable (the answers then come from the cards alone)."""
+        """Report passages close to each post that can match, from one store query; None for those posts when the
+        store is unreachable (their answers then come from the cards alone, with a notice)."""
         wanted = [i for i in range(len(vectors)) if len(post_scores[i]) and post_scores[i].max() >= self.matcher.threshold]
         found: list[list | None] = [[] for _ in range(len(vectors))]
         if self.retriever is None or not wanted:
@@ -354,7 +354,7 @@ class Analyzer:
                 [vectors[i].tolist() for i in wanted], self.settings.passages, self.settings.min_passage_similarity
             )
         except Exception:  # the store went away mid-session
-            return [None] * len(vectors)
+            return [None if i in wanted else [] for i in range(len(vectors))]
         for i, post_hits in zip(wanted, hits):
             found[i] = post_hits
         return found
