@@ -20,7 +20,7 @@ EXAMPLES = ROOT / "corpus" / "examples"
 EVALS = ROOT / "evals"
 
 
-TRAIN_ONLY = ("-b4-", "-b5-", "-b5x-", "-b5u-", "-b5w-")
+TRAIN_ONLY = ("-b4-", "-b5-", "-b5x-", "-b5u-", "-b5w-", "-b6-")
 
 
 def split_of(example_id: str) -> str:
