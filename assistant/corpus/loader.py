@@ -37,6 +37,8 @@ class KnowledgeBase:
     tactics: dict[str, TacticCard] = field(default_factory=dict)
     sources: dict[str, SourceRecord] = field(default_factory=dict)
     examples: list[Example] = field(default_factory=list)
+    # Named term groups that claim frames refer to as "@name" (corpus/concepts.yaml)
+    concepts: dict[str, list[str]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     # Where each record came from, for error messages: (kind, id) -> (file, line)
     origins: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
@@ -195,6 +197,21 @@ def load_knowledge_base(corpus_dir: Path, extra_example_files: tuple[Path, ...] 
             target[record.id] = record  # type: ignore[attr-defined]
             kb.origins[(folder, record.id)] = (display, 1)  # type: ignore[attr-defined]
             kb.field_lines[(folder, record.id)] = lines  # type: ignore[attr-defined]
+    concepts = corpus_dir / "concepts.yaml"
+    if concepts.is_file():
+        try:
+            data = yaml.load(concepts.read_text(encoding="utf-8"), Loader=SAFE_LOADER) or {}
+        except yaml.YAMLError as error:
+            data = None
+            mark = getattr(error, "problem_mark", None)
+            kb.problems.append(Problem("concepts.yaml", (mark.line + 1) if mark else 1, f"invalid YAML: {error}"))
+        if data is not None:
+            if not isinstance(data, dict) or not all(
+                isinstance(k, str) and isinstance(v, list) and all(isinstance(x, str) and x.strip() for x in v) for k, v in data.items()
+            ):
+                kb.problems.append(Problem("concepts.yaml", 1, "expected a mapping of names to lists of terms"))
+            else:
+                kb.concepts = {k: list(v) for k, v in data.items()}
     example_files = [(path, "train") for path in sorted((corpus_dir / "examples").glob("*.jsonl"))]
     evals_dir = corpus_dir.parent / "evals"
     for split in ("dev", "test"):

@@ -78,6 +78,9 @@ class NarrativeCard(Record):
     summary: str = Field(min_length=1)
     claims: list[str] = Field(min_length=1)
     markers: Markers = Markers()
+    # Claim frames: each is a list of term groups; a sentence with a term of every group has the shape of one of
+    # the narrative's claims ("@name" refers to a group in corpus/concepts.yaml). See corpus/README.md.
+    frames: list[list[list[str]]] = []
     tactics: list[str] = []
     seen: Seen = Seen()
     facts: list[Fact] = Field(min_length=1)

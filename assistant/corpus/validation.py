@@ -38,6 +38,15 @@ def validate(kb: KnowledgeBase) -> list[Problem]:
                     f"facts[{index}] cites unknown source id '{fact.source}'",
                     ("facts", index, "source"),
                 )
+        for index, frame in enumerate(card.frames):
+            if len(frame) < 1 or any(not group for group in frame):
+                report("narratives", card.id, f"frames[{index}] needs at least one group, and no group may be empty", ("frames", index))
+            for group in frame:
+                for term in group:
+                    if term.startswith("@") and term[1:] not in kb.concepts:
+                        report("narratives", card.id, f"frames[{index}] refers to unknown concept '{term}' (corpus/concepts.yaml)", ("frames", index))
+                    elif not term.strip("@* "):
+                        report("narratives", card.id, f"frames[{index}] has an empty term", ("frames", index))
     for card in kb.tactics.values():
         for index, source in enumerate(card.sources):
             if source not in kb.sources:
