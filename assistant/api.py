@@ -22,7 +22,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from . import offline
-from .analysis.analyzer import Analyzer, ExampleTable, detect_language, example_table
+import numpy as np
+
+from .analysis.analyzer import Analyzer, ExampleTable, detect_language, example_table, post_frames
+from .analysis.claims import ClaimFrames
 from .analysis.matcher import MarkerIndex, NarrativeMatcher
 from .analysis.models import Analysis, Citation, ContextItem, Evidence, Span
 from .analysis.retrieval import PassageRetriever
@@ -46,11 +49,10 @@ from .explain.llm import (
 from .index import BuildReport, IndexStore, StoreUnavailable, corpus_items, document_items, make_client
 from .ingest import IngestError, load_document
 from .settings import Settings
-from .analysis.tactics import TacticModel
 from .text import ZERO_WIDTH, clean, normalise, segments
 
 
-MATCHER_VERSION = "19"  # bump when the matcher's features or model change, to refit cached matchers
+MATCHER_VERSION = "23"  # bump when the matcher's features or model change, to refit cached matchers
 
 
 class NarrativeLensError(Exception):
@@ -78,6 +80,13 @@ class AnswerTactic(BaseModel):
     spans: list[Span]
 
 
+class AnswerCandidate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    title: str
+    score: float
+
+
 class Answer(BaseModel):
     """What `ask` returns; `narrative-lens ask --json` prints exactly this."""
 
@@ -93,6 +102,8 @@ class Answer(BaseModel):
     answer: str
     notices: list[str]
     threshold: float
+    abstention: str | None = None
+    candidates: list[AnswerCandidate] = []
     llm_choice: str | None = None
 
     @classmethod
@@ -111,6 +122,8 @@ class Answer(BaseModel):
             answer=markdown,
             notices=analysis.notices,
             threshold=analysis.threshold,
+            abstention=analysis.abstention,
+            candidates=[AnswerCandidate(id=c.id, title=c.title, score=c.score) for c in analysis.candidates],
         )
 
 
@@ -240,66 +253,60 @@ class Assistant:
             manifest = self.store.manifest()
             cards = list(self.kb.narratives.values())
             markers = MarkerIndex(cards)
-            matcher, tactic_model, table = self._fitted_models(manifest, markers, [c.id for c in cards])
+            matcher, table = self._fitted_models(manifest, markers, [c.id for c in cards])
             retriever = PassageRetriever(self.store.vectorstore("passages", manifest.generation))
             return Analyzer(
-                self.kb, self.embeddings, matcher, markers, table, retriever, self.settings.matching, tactic_model
+                self.kb, self.embeddings, matcher, markers, table, retriever, self.settings.matching, self.technique_model
             )
 
-    def _fit_tactic_model(self, matcher: NarrativeMatcher, table: ExampleTable) -> TacticModel:
-        """Sentence-level technique model over the matcher's sentence features (each sentence with its post's embedding)."""
-        examples = {example.id: example for example in self.kb.examples_in("train", "user")}
-        posts = [clean(text) for text in table.texts]
-        sentences, parents, labels = [], [], []
-        for index, example_id in enumerate(table.ids):
-            example = examples.get(example_id)
-            if example is None:
-                continue
-            normal = normalise(example.text)
-            for start, end in segments(normal.text) or [(0, len(normal.text))]:
-                o_start, o_end = normal.original_span(start, end)
-                sentences.append(normal.text[start:end])
-                parents.append(index)
-                labels.append({span.id for span in example.tactics if span.start < o_end and span.end > o_start})
-        # The posts are the matcher's own reference examples: leave each out of its own neighbours.
-        post_x = matcher.features(posts, table.vectors, leave_out=True)
-        return TacticModel().fit(matcher.sentence_features(sentences, post_x, parents).matrix(), labels)
+    @cached_property
+    def technique_model(self):
+        """The technique model fitted on SemEval-2021 Task 6's training split and the annotated examples (cached in
+        the data directory); None when that data is not here, and techniques then come from cue patterns only."""
+        from .evaluation.techniques import load_or_fit_model
 
-    def _fitted_models(self, manifest, markers, ids) -> tuple[NarrativeMatcher, TacticModel, ExampleTable]:
+        semeval_dir = self.settings.techniques.semeval_dir
+        if not (semeval_dir / "training_set_task1.txt").is_file():
+            return None
+        return load_or_fit_model(self.kb, self.embeddings, semeval_dir, self.settings.data_dir / "cache", self.model_name)
+
+    def _fitted_models(self, manifest, markers, ids) -> tuple[NarrativeMatcher, ExampleTable]:
         """Fit once per set of indexed examples (an ingested document does not change them); later starts load the
         fitted models, and the examples they were fitted on, from disk instead of the store."""
         examples_digest = manifest.digests.get("examples", manifest.generation)
         key_source = "|".join(
-            [examples_digest, ",".join(ids), str(self.settings.matching.target_benign_fpr), version("scikit-learn"), self.model_name, MATCHER_VERSION]
+            [examples_digest, ",".join(ids), str(self.settings.matching.target_benign_fpr), str(self.settings.matching.prior),
+             version("scikit-learn"), self.model_name, MATCHER_VERSION, json.dumps(self.kb.concepts, sort_keys=True)]
             + [card.model_dump_json() for card in self.kb.narratives.values()]
             + [m.pattern if m is not None else "" for m in markers.patterns]
         )
-        key_source += "|" + "|".join(card.model_dump_json() for card in self.kb.tactics.values())
         key = hashlib.sha256(key_source.encode()).hexdigest()[:20]
         cache = self.settings.data_dir / "cache" / f"matcher-{key}.pkl"
         if cache.is_file():
             try:
                 with open(cache, "rb") as handle:
-                    matcher, tactic_model, table = pickle.load(handle)
-                return matcher, tactic_model, table
+                    matcher, table = pickle.load(handle)
+                return matcher, table
             except Exception:
                 pass  # a damaged or older cache is refitted below
         table = example_table(self.store.all_items("examples", manifest.generation))
         cards = [self.kb.narratives[narrative_id] for narrative_id in ids]
-        claim_texts = [(clean(text), card.id) for card in cards for text in [card.title, card.summary, *card.claims]]
+        frames = ClaimFrames(cards, self.kb.concepts)
+        claim_texts = [(clean(text), card.id) for card in cards for text in [card.title, *card.claims]]
         claim_vectors = self.embeddings.encode([text for text, _ in claim_texts])
         claims = [(text, vector, label) for (text, label), vector in zip(claim_texts, claim_vectors)]
-        matcher = NarrativeMatcher(ids, markers).fit(
-            [clean(text) for text in table.texts],
+        texts = [clean(text) for text in table.texts]
+        matcher = NarrativeMatcher(ids, markers, frames, prior=self.settings.matching.prior).fit(
+            texts,
             table.vectors,
             table.narratives,
             self.settings.matching.target_benign_fpr,
             claims=claims,
+            frame_hits=np.stack([post_frames(frames, text) for text in texts]) if texts else None,
         )
-        tactic_model = self._fit_tactic_model(matcher, table)
         # Files fitted for an older index or settings are stale; with no room (a full disk) the next start refits.
-        replace_cache_file(cache, lambda handle: pickle.dump((matcher, tactic_model, table), handle), stale="matcher-*.pkl")
-        return matcher, tactic_model, table
+        replace_cache_file(cache, lambda handle: pickle.dump((matcher, table), handle), stale="matcher-*.pkl")
+        return matcher, table
 
     @cached_property
     def questions(self) -> QuestionAnswerer:

@@ -68,11 +68,18 @@ class MatchingSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     target_benign_fpr: float = Field(
-        0.08,
+        0.05,
         gt=0,
         lt=1,
         description="Share of labelled benign examples allowed above the abstention threshold "
         "(the threshold is fitted on out-of-fold scores of the benign examples).",
+    )
+    prior: float = Field(
+        0.2,
+        gt=0,
+        lt=1,
+        description="Share of posts carrying a known narrative in the stream the scores are calibrated for "
+        "(benign examples are weighted to it when calibrating).",
     )
     secondary_ratio: float = Field(
         0.6, gt=0, le=1, description="A second narrative is reported when its score is at least this share of the top score."
@@ -87,6 +94,16 @@ class MatchingSettings(BaseModel):
         False,
         description="In LLM mode, also ask the LLM which of the top candidate narratives the post carries "
         "(reported as llm_choice; the scores and the abstention stay the offline matcher's).",
+    )
+
+
+class TechniqueSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    semeval_dir: Path = Field(
+        REPO_ROOT.parent / "shared" / "data" / "semeval2021-task6",
+        description="SemEval-2021 Task 6 data (training_set_task1/2.txt), read at fit time to train the technique model; "
+        "without it, techniques come from the cards' cue patterns only.",
     )
 
 
@@ -153,6 +170,7 @@ class Settings(BaseSettings):
     embeddings: EmbeddingSettings = EmbeddingSettings()
     index: IndexSettings = IndexSettings()
     matching: MatchingSettings = MatchingSettings()
+    techniques: TechniqueSettings = TechniqueSettings()
     llm: LLMSettings = LLMSettings()
     app: AppSettings = AppSettings()
 

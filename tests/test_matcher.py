@@ -52,23 +52,37 @@ def test_marker_hits_within_sentences_equal_scanning_each_sentence(shipped_assis
     assert markers.hits_within(clean(POSTS[0]), [])[0].any()
 
 
-def test_sentence_rows_share_the_posts_embedding_and_keep_their_own_wording(shipped_assistant):
+def test_phrase_scores_come_from_the_phrases_own_words(shipped_assistant):
+    """A clause scores the same whatever post it sits in: the post's match never lends it a score."""
     analyzer = shipped_assistant.analyzer
     matcher = analyzer.matcher
-    text = clean(POSTS[0] + " " + POSTS[2])
-    spans = segments(text)
-    sentences = [text[s:e] for s, e in spans]
-    vectors = shipped_assistant.embeddings.encode([text], normalised=True)
-    post = matcher.features([text], vectors)
-    rows = matcher.sentence_features(sentences, post, [0] * len(sentences))
-    width = vectors.shape[1]
-    assert np.allclose(rows.dense[:, :width], post.dense[0, :width])
-    assert np.array_equal(rows.dense[:, width : width + len(matcher.ids)], matcher.markers.matrix(sentences))
-    assert np.allclose(rows.dense[:, width + len(matcher.ids) :], post.dense[0, width + len(matcher.ids) :])
-    assert np.allclose(rows.lexical.toarray(), matcher.lexical(sentences).toarray())
-    # The two-block product equals the product with the joined matrix.
-    weights = np.random.default_rng(0).normal(size=(rows.matrix().shape[1], 3))
-    assert np.allclose(rows.dot(weights), rows.matrix() @ weights)
+    clause = clean("Washington keeps shipping bombs to Israel so that Lockheed can book record profits")
+    alone = matcher.score_phrases(matcher.inputs([clause]))
+    inside = [analyzer.analyze(f"{clause}. {other}") for other in (POSTS[2], "Priorities!")]
+    assert alone.shape == (1, len(matcher.ids))
+    for analysis in inside:
+        for match in analysis.narratives:
+            for phrase in match.evidence.phrases:
+                assert "Priorities" not in phrase.text and "naan" not in phrase.text
+    # Scoring is a function of the text alone: the same clause twice gives the same numbers.
+    assert np.allclose(alone, matcher.score_phrases(matcher.inputs([clause, POSTS[2]]))[:1])
+
+
+def test_tree_ensemble_scores_as_sklearn_does():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from assistant.analysis.trees import TreeEnsemble
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(600, 6))
+    y = (x[:, 0] + x[:, 1] * x[:, 2] + rng.normal(0, 0.3, 600) > 0).astype(int)
+    model = HistGradientBoostingClassifier(max_iter=40, max_leaf_nodes=9, early_stopping=False).fit(x, y)
+    ensemble = TreeEnsemble.from_sklearn(model)
+    probe = rng.normal(size=(200, 6)) * 2
+    assert np.allclose(ensemble.decision(probe), model.decision_function(probe))
+    again = TreeEnsemble.from_arrays(ensemble.arrays())
+    assert np.allclose(again.decision(probe), model.decision_function(probe))
+    assert ensemble.decision(np.zeros((0, 6))).shape == (0,)
 
 
 @settings(max_examples=200, deadline=None)

@@ -24,7 +24,7 @@ from .models import (
     TacticHit,
 )
 from .retrieval import PassageRetriever, documentation_locator, note_for, note_locator
-from .tactics import TacticDetector, TacticModel
+from .tactics import TacticDetector
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
@@ -55,6 +55,64 @@ class ExampleTable:
     langs: list[str]
     rationales: list[str]
     vectors: np.ndarray
+
+
+@dataclass
+class PostEvidence:
+    """What the matcher found in one post, for assembling its analysis."""
+
+    scores: np.ndarray  # per narrative, calibrated (held below the threshold when abstaining)
+    closeness: np.ndarray  # per narrative: cosine to its closest example or claim
+    markers: np.ndarray
+    frames: np.ndarray
+    pieces: list[tuple[int, int]]  # clauses of the normalised text
+    piece_scores: np.ndarray  # clauses x narratives, from the clauses' own words
+    piece_markers: np.ndarray
+    piece_frames: np.ndarray
+    abstention: str | None
+
+
+_CLAUSE = re.compile(r"[^,，;；:：—–()（）]+[,，;；:：—–]?")
+MIN_CLAUSE_CHARS = 12
+
+
+def phrase_spans(text: str, sentences: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sentences cut into clauses where they hold several: the spans a highlighted phrase can be.
+
+    A clause shorter than MIN_CLAUSE_CHARS joins its neighbour, so "Wake up, people" stays one phrase.
+    """
+    if not sentences:
+        return [(0, len(text))] if text.strip() else []
+    pieces: list[tuple[int, int]] = []
+    for start, end in sentences:
+        parts = []
+        for match in _CLAUSE.finditer(text, start, end):
+            s, e = match.span()
+            while s < e and text[s].isspace():
+                s += 1
+            while e > s and (text[e - 1].isspace() or text[e - 1] in ",，;；:：—–"):
+                e -= 1
+            if e > s:
+                parts.append([s, e])
+        merged: list[list[int]] = []
+        for part in parts:
+            if merged and (part[1] - part[0] < MIN_CLAUSE_CHARS or merged[-1][1] - merged[-1][0] < MIN_CLAUSE_CHARS):
+                merged[-1][1] = part[1]
+            else:
+                merged.append(part)
+        pieces += [(s, e) for s, e in merged] or [(start, end)]
+    return pieces[: MAX_SEGMENTS * 2]
+
+
+def post_frames(frames, text: str) -> np.ndarray:
+    """A post's claim-frame hits: any clause's, and the whole text's when it is one sentence (as analysis does)."""
+    spans = segments(text)[:MAX_SEGMENTS]
+    found = np.zeros(len(frames.ids), dtype=np.float32)
+    for start, end in phrase_spans(text, spans):
+        found = np.maximum(found, frames.hits(text[start:end]))
+    if len(spans) <= 1:
+        found = np.maximum(found, frames.hits(text))
+    return found
 
 
 class CitationBook:
@@ -130,7 +188,7 @@ class Analyzer:
         examples: ExampleTable,
         retriever: PassageRetriever | None,
         settings: MatchingSettings,
-        tactic_model: TacticModel | None = None,
+        technique_model=None,
     ):
         self.kb = kb
         self.embeddings = embeddings
@@ -143,8 +201,10 @@ class Analyzer:
         }
         self.retriever = retriever
         self.settings = settings
-        self.tactics = TacticDetector(list(kb.tactics.values()))
-        self.tactic_model = tactic_model
+        # Campaign tactics (coordinated amplification, AI imagery...) describe accounts, not wording: a single post's
+        # text never claims them, so only the rhetorical cards' cues are scanned.
+        self.tactics = TacticDetector([card for card in kb.tactics.values() if card.kind == "rhetorical"])
+        self.technique_model = technique_model
         self._fact_notes = {
             (card.id, index): note_for(kb.sources[fact.source], fact.locator, fact.text)
             for card in kb.narratives.values()
@@ -159,51 +219,79 @@ class Analyzer:
     def analyze_many(self, texts: list[str], notices: list[list[str]] | None = None) -> list[Analysis]:
         """Analyses several posts with one embedding call and one matcher call (batch evals).
 
-        Only whole posts are embedded; a post's sentences share its embedding and differ by their wording
-        (see NarrativeMatcher.sentence_features), which is enough to pick the phrases that carry a match.
+        Only whole posts are embedded. Sentences and clauses are scored from their own words by the matcher's
+        phrase model (see NarrativeMatcher.score_phrases), which picks the phrases that carry a match.
         """
         notices = notices or [[] for _ in texts]
-        prepared = []
-        posts: list[str] = []
-        post_hits, sentences, sentence_hits, parents = [], [], [], []
+        prepared, posts, post_markers, post_frames = [], [], [], []
+        phrase_texts, phrase_markers, phrase_frames, owners = [], [], [], []
+        frames = self.matcher.frames
         for index, text in enumerate(texts):
             normal = normalise(text)
             spans = segments(normal.text)[:MAX_SEGMENTS]
-            own = [normal.text[s:e] for s, e in spans] if len(spans) > 1 else []
-            prepared.append((text, normal, spans, len(sentences), len(own)))
+            pieces = phrase_spans(normal.text, spans)
+            whole, within = self.matcher.markers.hits_within(normal.text, pieces)
+            found = np.zeros(len(self.matcher.ids), dtype=np.float32)
+            for start, end in pieces:
+                hits = frames.hits(normal.text[start:end]) if frames is not None else np.zeros_like(found)
+                phrase_frames.append(hits)
+                found = np.maximum(found, hits)
+            if frames is not None and len(spans) <= 1:  # a one-sentence post: its clauses together
+                found = np.maximum(found, frames.hits(normal.text))
+            prepared.append((text, normal, pieces, len(phrase_texts)))
             posts.append(normal.text)
-            whole, within = self.matcher.markers.hits_within(normal.text, spans if own else [])
-            post_hits.append(whole)
-            sentence_hits.append(within)
-            sentences += own
-            parents += [index] * len(own)
+            post_markers.append(whole)
+            post_frames.append(found)
+            phrase_texts += [normal.text[s:e] for s, e in pieces]
+            phrase_markers += list(within)
+            owners += [index] * len(pieces)
         vectors = self.embeddings.encode(posts, normalised=True)
-        post_x = self.matcher.features(posts, vectors, np.vstack(post_hits) if post_hits else None)
-        _, post_scores = self.matcher.predict_features(post_x)
-        if sentences:
-            sentence_x = self.matcher.sentence_features(sentences, post_x, parents, np.vstack(sentence_hits))
-            _, sentence_scores = self.matcher.predict_features(sentence_x)
-        passages = self._passages(vectors, post_scores)
+        inputs = self.matcher.inputs(posts, np.vstack(post_markers), np.vstack(post_frames))
+        post_scores, post_features = self.matcher.score(vectors, inputs)
+        closeness = self.matcher.closeness(post_features)
+        if phrase_texts:
+            phrase_inputs = self.matcher.inputs(phrase_texts, np.vstack(phrase_markers), np.vstack(phrase_frames))
+            phrase_scores = self.matcher.score_phrases(phrase_inputs)
+        else:
+            phrase_scores = np.zeros((0, len(self.matcher.ids)))
+        abstentions = [
+            self._abstention(inputs.length[i], closeness[i], inputs.markers[i], inputs.frames[i], inputs.stance[i]) for i in range(len(posts))
+        ]
+        gated = post_scores.copy()
+        for i, reason in enumerate(abstentions):
+            if reason is not None:
+                gated[i] = np.minimum(gated[i], self.matcher.threshold * 0.999)
+        passages = self._passages(vectors, gated)
         results = []
-        for index, ((text, normal, spans, start, count), post_notices) in enumerate(zip(prepared, notices)):
-            if count:
-                rows = slice(start, start + count)
-                segment_scores, segment_x = sentence_scores[rows], sentence_x[rows]
-            else:
-                segment_scores, segment_x = post_scores[index : index + 1], post_x[index : index + 1]
-            results.append(
-                self._assemble(
-                    text, normal, spans, vectors[index], post_scores[index], segment_scores, segment_x, post_notices,
-                    passages[index],
-                )
+        for index, ((text, normal, pieces, start), post_notices) in enumerate(zip(prepared, notices)):
+            rows = slice(start, start + len(pieces))
+            evidence = PostEvidence(
+                scores=gated[index], closeness=closeness[index], markers=inputs.markers[index], frames=inputs.frames[index],
+                pieces=pieces, piece_scores=phrase_scores[rows],
+                piece_markers=np.vstack(phrase_markers[rows]) if pieces else np.zeros((0, len(self.matcher.ids))),
+                piece_frames=np.vstack(phrase_frames[rows]) if pieces else np.zeros((0, len(self.matcher.ids))),
+                abstention=abstentions[index],
             )
+            results.append(self._assemble(text, normal, vectors[index], evidence, post_notices, passages[index]))
         return results
 
-    def _assemble(self, text, normal, spans, vector, post_scores, segment_scores, segment_features, notices, passages) -> Analysis:
+    def _abstention(self, letters: float, closeness: np.ndarray, markers: np.ndarray, frames: np.ndarray, stance: np.ndarray) -> str | None:
+        """A reason to abstain whatever the score: too little text, a text that attributes a claim to others and
+        rejects it, or nothing the knowledge base knows is near."""
+        if letters < self.matcher.short_letters and not markers.any():
+            return "too little text"
+        # Attributing a claim ("state media claim", "X blamed") and rejecting it ("no evidence", "fact check") in one
+        # text is how reports and debunks are written: none of the labelled narrative examples does both.
+        if stance[0] > 0 and stance[1] > 0:
+            return "reports or refutes the claim"
+        if closeness.max() < self.matcher.far and not markers.any() and not frames.any():
+            return "far from the knowledge base"
+        return None
+
+    def _assemble(self, text, normal, vector, evidence: "PostEvidence", notices, passages) -> Analysis:
         """One post's analysis; `passages` are its retrieved report passages, or None when the store was unreachable."""
         lang = detect_language(normal.text)
-        segment_spans = spans if len(spans) > 1 else ([(0, len(normal.text))] if normal.text else [])
-
+        post_scores = evidence.scores
         order = np.argsort(-post_scores)
         top = float(post_scores[order[0]]) if len(order) else 0.0
         chosen: list[int] = []
@@ -212,21 +300,18 @@ class Analyzer:
                 score = float(post_scores[j])
                 if score >= self.matcher.threshold and score >= self.settings.secondary_ratio * top:
                     chosen.append(int(j))
+        abstention = None if chosen else (evidence.abstention or "below the threshold")
 
         book = CitationBook(self.kb)
         similarities = self.examples.vectors @ vector if len(self.examples.ids) else np.zeros(0)
-        matches = [
-            self._narrative(j, float(post_scores[j]), normal, segment_spans, segment_scores, similarities, book)
-            for j in chosen
-        ]
+        matches = [self._narrative(j, float(post_scores[j]), normal, evidence, similarities, book) for j in chosen]
         candidates = [
-            self._narrative(int(j), float(post_scores[j]), normal, segment_spans, segment_scores, similarities, None)
+            self._narrative(int(j), float(post_scores[j]), normal, evidence, similarities, None)
             for j in order[:3]
-            if int(j) not in chosen and float(post_scores[j]) >= 0.05
+            if int(j) not in chosen and float(post_scores[j]) >= 0.05 and evidence.abstention is None
         ]
         context = [item for j in chosen for item in self._context(self.matcher.ids[j], book)]
-        learned = self.tactic_model.predict(segment_features) if self.tactic_model and segment_spans else {}
-        tactics = self._tactics(normal, book, learned, segment_spans)
+        tactics = self._tactics(normal, vector, book) if evidence.abstention != "too little text" else []
         notices = list(notices or [])
         if passages is None:
             notices.append("Report passages could not be retrieved (the index store is unreachable); the answer uses the cards only.")
@@ -242,27 +327,39 @@ class Analyzer:
             citations=book.items,
             context=context,
             threshold=round(self.matcher.threshold, 4),
+            abstention=abstention,  # type: ignore[arg-type]
             notices=notices,
         )
 
     # -- pieces -------------------------------------------------------------
-    def _narrative(self, j, score, normal, segment_spans, segment_scores, similarities, book) -> NarrativeMatch:
+    def _confidence(self, j: int, score: float, evidence: "PostEvidence") -> str:
+        """High needs close evidence as well as a high score: a near example or claim, a marker or a claim frame."""
+        close = evidence.closeness[j] >= self.matcher.near or evidence.markers[j] > 0 or evidence.frames[j] > 0
+        if score >= 0.8 and close:
+            return "high"
+        return "moderate" if score >= 0.5 else "low"
+
+    def _narrative(self, j, score, normal, evidence: "PostEvidence", similarities, book) -> NarrativeMatch:
         narrative_id = self.matcher.ids[j]
         card = self.kb.narratives[narrative_id]
         phrases: list[PhraseEvidence] = []
         for start, end in self.markers.spans(j, normal.text):
             o_start, o_end = normal.original_span(start, end)
-            phrases.append(PhraseEvidence(start=o_start, end=o_end, text=normal.original[o_start:o_end], score=1.0, reason="marker"))
-        ranked = sorted(range(len(segment_spans)), key=lambda i: -segment_scores[i, j])
+            own = self._piece_score(evidence, start, end, j)
+            phrases.append(PhraseEvidence(start=o_start, end=o_end, text=normal.original[o_start:o_end], score=round(own, 4), reason="marker"))
+        # A clause is shown when its own words carry the narrative: its own score passes the threshold, or it
+        # holds the claim's shape (a frame); never because the post as a whole matched.
+        ranked = sorted(range(len(evidence.pieces)), key=lambda i: -evidence.piece_scores[i, j])
         for i in ranked[:3]:
-            seg_score = float(segment_scores[i, j])
-            if seg_score < 0.5 * score and i != ranked[0]:
+            own = float(evidence.piece_scores[i, j])
+            if own < self.matcher.threshold and not evidence.piece_frames[i, j]:
                 continue
-            o_start, o_end = normal.original_span(*segment_spans[i])
-            if any(p.start <= o_start and o_end <= p.end for p in phrases):
+            o_start, o_end = normal.original_span(*evidence.pieces[i])
+            if any(p.start <= o_start and o_end <= p.end or o_start <= p.start and p.end <= o_end for p in phrases):
                 continue
             phrases.append(
-                PhraseEvidence(start=o_start, end=o_end, text=normal.original[o_start:o_end], score=round(seg_score, 4))
+                PhraseEvidence(start=o_start, end=o_end, text=normal.original[o_start:o_end], score=round(own, 4),
+                               reason="frame" if evidence.piece_frames[i, j] else "similar")
             )
         phrases.sort(key=lambda p: (p.reason != "marker", -p.score, p.start))
         examples = []
@@ -292,11 +389,19 @@ class Analyzer:
             id=narrative_id,
             title=card.title,
             score=round(min(max(score, 0.0), 1.0), 4),
-            confidence=confidence(score),  # type: ignore[arg-type]
+            confidence=self._confidence(j, score, evidence),  # type: ignore[arg-type]
             summary=card.summary,
             evidence=Evidence(phrases=phrases[:6], examples=examples),
             citations=citations,
         )
+
+    @staticmethod
+    def _piece_score(evidence: "PostEvidence", start: int, end: int, j: int) -> float:
+        """The own score of the clause that holds [start, end)."""
+        for i, (s, e) in enumerate(evidence.pieces):
+            if s <= start and end <= e:
+                return float(evidence.piece_scores[i, j])
+        return 0.0
 
     def _context(self, narrative_id: str, book: CitationBook) -> list[ContextItem]:
         card = self.kb.narratives[narrative_id]
@@ -310,18 +415,19 @@ class Analyzer:
                 items.append(ContextItem(narrative_id=narrative_id, text=fact.text, citation=number))
         return items
 
-    def _tactics(self, normal, book: CitationBook, learned: dict[str, list[int]], segment_spans) -> list[TacticHit]:
-        """Cue-pattern spans first; sentences the learned model flags add spans the cues missed."""
-        found = self.tactics.find(normal.text)
-        for tactic_id, indexes in learned.items():
-            if tactic_id not in self.kb.tactics:
-                continue
-            spans = found.setdefault(tactic_id, [])
-            for index in indexes:
-                start, end = segment_spans[index]
-                if not any(s < end and e > start for s, e in spans):
-                    spans.append((start, end))
-            spans.sort()
+    def _tactics(self, normal, vector, book: CitationBook) -> list[TacticHit]:
+        """The technique model's hits, each with its own score and phrase-level spans; without a fitted model (no
+        SemEval training data here), the rhetorical cards' cue patterns alone."""
+        cues = self.tactics.find(normal.text)
+        scores: dict[str, float] = {}
+        if self.technique_model is None:
+            found = cues
+        else:
+            found = {}
+            for hit in self.technique_model.predict(normal.text, vector, cues=cues):
+                if hit.id in self.kb.tactics:
+                    found[hit.id] = [tuple(span) for span in hit.spans]
+                    scores[hit.id] = hit.score
         hits = []
         for tactic_id, spans in found.items():
             card = self.kb.tactics[tactic_id]
@@ -334,6 +440,7 @@ class Analyzer:
                     id=tactic_id,
                     name=card.name,
                     kind=card.kind,
+                    score=scores.get(tactic_id),
                     summary=card.summary,
                     spans=mapped,
                     citations=[n for n in [book.cite_tactic(card)] if n],

@@ -21,7 +21,9 @@ class Span(Model):
 
 class PhraseEvidence(Span):
     score: float = Field(description="How strongly this phrase alone points to the narrative (0-1).")
-    reason: Literal["marker", "similar"] = "similar"
+    reason: Literal["marker", "frame", "similar"] = Field(
+        "similar", description="marker: a marker phrase of the card; frame: the clause has the shape of a claim; similar: its words score high."
+    )
 
 
 class ExampleEvidence(Model):
@@ -51,6 +53,7 @@ class TacticHit(Model):
     id: str
     name: str
     kind: Literal["rhetorical", "campaign"]
+    score: float | None = Field(None, description="The technique model's score (None when found by a cue pattern alone).")
     summary: str = ""
     spans: list[Span] = []
     citations: list[int] = []
@@ -84,6 +87,9 @@ class Analysis(Model):
     citations: list[Citation] = []
     context: list[ContextItem] = []
     threshold: float = Field(description="Abstention threshold fitted on labelled benign examples.")
+    abstention: Literal["too little text", "reports or refutes the claim", "far from the knowledge base", "below the threshold"] | None = Field(
+        None, description="Why no narrative was reported (None when one was)."
+    )
     notices: list[str] = []
 
     @property

@@ -18,10 +18,14 @@ PHRASES = {
         "verdict_also": "It also matches **{title}** (score {score:.2f}, {confidence} confidence) {cite}.",
         "verdict_none": "**Verdict:** no known narrative. The evidence is too weak to match this post to any narrative in the knowledge base (best candidate: {best}, below the threshold of {threshold:.2f}).",
         "verdict_none_plain": "**Verdict:** no known narrative. Nothing in this post comes close to a narrative in the knowledge base (threshold {threshold:.2f}).",
+        "verdict_short": "**Verdict:** too little text to judge. A few words, emoji or a bare link cannot show which claim a post makes; paste more of the post.",
+        "verdict_refutes": "**Verdict:** no known narrative. The post attributes a claim to others and rejects it: reporting on or refuting a narrative is not carrying it.",
+        "verdict_far": "**Verdict:** no known narrative. This post is far from every claim and example the knowledge base holds, so the matcher abstains rather than guess.",
         "why": "### Why it matches",
         "phrase": "- {label}: the post says `{quote}`",
-        "marker": "a marker phrase of **{title}**",
-        "similar": "close in meaning to **{title}** (phrase score {score:.2f})",
+        "marker": "a marker phrase of **{title}** (phrase score {score:.2f})",
+        "frame": "has the shape of a claim of **{title}** (phrase score {score:.2f})",
+        "similar": "its own words are close to **{title}** (phrase score {score:.2f})",
         "summary": "- What the narrative claims: {summary} {cite}",
         "nearest": "- Nearest annotated example ({id}, similarity {sim:.2f}, constructed): `{text}`",
         "tactics": "### Techniques used",
@@ -40,10 +44,14 @@ PHRASES = {
         "verdict_also": "它也符合 **{title}**（得分 {score:.2f}，置信度：{confidence}）{cite}。",
         "verdict_none": "**结论：** 未匹配到已知叙事。证据不足，无法将该帖子与知识库中的任何叙事对应（最接近的候选：{best}，低于阈值 {threshold:.2f}）。",
         "verdict_none_plain": "**结论：** 未匹配到已知叙事。该帖子与知识库中的叙事都不接近（阈值 {threshold:.2f}）。",
+        "verdict_short": "**结论：** 文字太少，无法判断。几个词、表情符号或一个链接无法说明帖子提出了什么主张；请粘贴更多内容。",
+        "verdict_refutes": "**结论：** 未匹配到已知叙事。该帖子转述他人的说法并予以驳斥：报道或驳斥某一叙事并不等于宣扬它。",
+        "verdict_far": "**结论：** 未匹配到已知叙事。该帖子与知识库中的所有主张和示例都相距甚远，因此不作判断。",
         "why": "### 为什么匹配",
         "phrase": "- {label}：帖子写道 `{quote}`",
-        "marker": "**{title}** 的标志性说法",
-        "similar": "与 **{title}** 意思相近（短语得分 {score:.2f}）",
+        "marker": "**{title}** 的标志性说法（短语得分 {score:.2f}）",
+        "frame": "具有 **{title}** 某一主张的句式（短语得分 {score:.2f}）",
+        "similar": "其措辞与 **{title}** 相近（短语得分 {score:.2f}）",
         "summary": "- 该叙事的主张：{summary} {cite}",
         "nearest": "- 最相近的标注示例（{id}，相似度 {sim:.2f}，为项目自编示例）：`{text}`",
         "tactics": "### 使用的手法",
@@ -98,7 +106,10 @@ def verdict_block(analysis: Analysis, lang: str) -> list[str]:
     if analysis.notices:
         lines += [f"> {notice}" for notice in analysis.notices] + [""]
     if not analysis.narratives:
-        if analysis.candidates:
+        reasons = {"too little text": "verdict_short", "reports or refutes the claim": "verdict_refutes", "far from the knowledge base": "verdict_far"}
+        if analysis.abstention in reasons:
+            lines.append(say[reasons[analysis.abstention]])
+        elif analysis.candidates:
             best = analysis.candidates[0]
             lines.append(say["verdict_none"].format(best=f"{best.title} ({best.score:.2f})", threshold=analysis.threshold))
         else:
@@ -142,11 +153,7 @@ def compose(analysis: Analysis, kb: KnowledgeBase, language: str | None = None) 
         for match in analysis.narratives:
             lines.append(say["summary"].format(summary=match.summary.strip(), cite=_cite(*match.citations)))
             for phrase in match.evidence.phrases[:4]:
-                label = (
-                    say["marker"].format(title=match.title)
-                    if phrase.reason == "marker"
-                    else say["similar"].format(title=match.title, score=phrase.score)
-                )
+                label = say[phrase.reason].format(title=match.title, score=phrase.score)
                 lines.append(say["phrase"].format(label=label, quote=_quote(phrase.text)))
             for example in match.evidence.examples[:1]:
                 lines.append(say["nearest"].format(id=example.id, sim=example.similarity, text=_quote(example.text, 120)))
