@@ -214,26 +214,29 @@ def eval_techniques(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="SemEval-2021 Task 6 subtask-1 file, e.g. ../shared/data/semeval2021-task6/dev_set_task1.txt")],
     json_output: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+    spans: Annotated[bool, typer.Option("--spans", help="Also score task-2 style spans on the matching *_task2.txt file.")] = False,
 ) -> None:
-    """Score tactic detection on SemEval-2021 Task 6 (the 20 techniques mapped to ours)."""
+    """Score technique detection on SemEval-2021 Task 6, beside baselines computed on the same file."""
     from .evaluation import DatasetError
-    from .evaluation.techniques import score_techniques
+    from .evaluation.techniques import format_table, score_spans, score_techniques
 
+    assistant = _assistant(ctx)
     try:
-        result = score_techniques(_assistant(ctx), path)
+        result = score_techniques(assistant, path)
+        span_result = None
+        if spans:
+            task2 = path.with_name(path.name.replace("_task1", "_task2"))
+            span_result = score_spans(assistant, task2)
     except DatasetError as error:
         _fail(str(error), code=2)
     except StoreUnavailable as error:
         _fail(str(error))
     if json_output:
+        if span_result is not None:
+            result = {**result, "spans": span_result}
         sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
         return
-    typer.echo(f"SemEval-2021 Task 6, subtask 1, {result['n']} texts ({path.name})")
-    typer.echo(f"micro-F1 {result['micro_f1']:.3f} (precision {result['precision']:.3f}, recall {result['recall']:.3f}); "
-               f"macro-F1 {result['macro_f1']:.3f}")
-    typer.echo(f"random baseline on this dev split, as published with the data: micro-F1 {result['random_baseline_dev_micro_f1']}")
-    for name, row in sorted(result["per_technique"].items(), key=lambda item: -item[1]["f1"]):
-        typer.echo(f"  {name:<55} F1 {row['f1']:.3f}  (tp {row['tp']}, fp {row['fp']}, fn {row['fn']})")
+    typer.echo(format_table(result, span_result))
 
 
 @app.command()
