@@ -105,15 +105,24 @@ def test_cross_validation_on_a_teams_own_taxonomy(tmp_path):
     assert data["narratives"]["top1_accuracy"] is not None
 
 
-def test_regression_gate(shipped_assistant):
-    """Headline metrics on the dev split may not fall below the committed baseline by more than its tolerance."""
-    baseline = json.loads((REPO / "evals" / "baseline.json").read_text())
-    examples = load_dataset(REPO / baseline["dataset"], set(shipped_assistant.kb.narratives))
+BASELINE = json.loads((REPO / "evals" / "baseline.json").read_text())
+
+
+@pytest.mark.parametrize("gate", BASELINE["datasets"], ids=[g["dataset"] for g in BASELINE["datasets"]])
+def test_regression_gate(shipped_assistant, gate):
+    """Headline metrics may not fall below the committed baseline by more than its tolerance: on the constructed
+    dev split, and on the real-text dev set where ../shared is beside the checkout."""
+    path = (REPO / gate["dataset"]).resolve()
+    if not path.is_file():
+        pytest.skip(f"{gate['dataset']} is not here (the real-text set lives in ../shared beside the checkout)")
+    examples = load_dataset(path, set(shipped_assistant.kb.narratives))
     summary, _ = evaluate(shipped_assistant, examples, sorted(shipped_assistant.kb.narratives))
-    tolerance = baseline["tolerance"]
-    assert summary["narratives"]["top1_accuracy"] >= baseline["top1_accuracy"] - tolerance
-    assert summary["narratives"]["micro_f1"] >= baseline["micro_f1"] - tolerance
-    assert summary["abstention"]["false_positive_rate"] <= baseline["false_positive_rate"] + tolerance
+    tolerance = BASELINE["tolerance"]
+    assert summary["narratives"]["top1_accuracy"] >= gate["top1_accuracy"] - tolerance
+    assert summary["narratives"]["micro_f1"] >= gate["micro_f1"] - tolerance
+    assert summary["abstention"]["false_positive_rate"] <= gate["false_positive_rate"] + tolerance
+    if "ece" in gate:
+        assert summary["calibration"]["ece"] <= gate["ece"] + tolerance
     assert summary["citations"]["valid_rate"] == 1.0
 
 
@@ -123,7 +132,11 @@ def test_technique_benchmark_on_semeval_2021(tmp_path):
     assert result.returncode == 0, result.stderr.decode()
     data = json.loads(result.stdout)
     assert data["n"] == 63 and 0 <= data["micro_f1"] <= 1 and len(data["per_technique"]) == 20
-    assert data["micro_f1"] > data["random_baseline_dev_micro_f1"]
+    base = data["baselines"]
+    # Beside the field: above the random and the most-frequent-labels baselines computed on the same file.
+    assert data["micro_f1"] > base["random"]["micro_f1_mean"]
+    assert data["micro_f1"] > base["most_frequent"]["best"]["micro_f1"]
+    assert data["micro_f1"] >= 0.55
 
 
 @pytest.mark.server

@@ -20,6 +20,13 @@ class EvalExample(BaseModel):
     narratives: list[str] = []
     tactics: list[str] | None = None
     lang: str | None = None
+    source: str | None = None  # optional: where the post came from, for the report's breakdowns
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _source(cls, value):
+        # "owner/repo@commit:path" names the repository: the breakdown is by repository.
+        return str(value).split("@", 1)[0] if value else None
 
     @field_validator("id", mode="before")
     @classmethod

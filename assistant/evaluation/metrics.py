@@ -26,6 +26,11 @@ class Prediction:
     citation_unresolved: int
     latency_ms: float
     faithfulness: "Faithfulness | None" = None
+    candidate: str | None = None  # the best-scored narrative, passed the threshold or not
+    candidate_score: float = 0.0
+    source: str | None = None  # where the dataset says the post came from (for breakdowns)
+    lang: str | None = None
+    length: int = 0
 
 
 def _f1(tp: int, fp: int, fn: int) -> tuple[float | None, float | None, float | None]:
@@ -124,9 +129,15 @@ def confusion(predictions: list[Prediction], labels: list[str]) -> dict:
     return {"rows": rows, "columns": columns, "matrix": matrix}
 
 
-def summarise(predictions: list[Prediction], labels: list[str], wall_seconds: float) -> dict:
+def summarise(predictions: list[Prediction], labels: list[str], wall_seconds: float, threshold: float = 0.5) -> dict:
+    from .calibration import breakdowns, calibration, score_distribution, tradeoff
+
     judged = [p.faithfulness for p in predictions if p.faithfulness is not None]
     return {
+        "calibration": calibration(predictions),
+        "tradeoff": tradeoff(predictions),
+        "score_distribution": score_distribution(predictions),
+        "breakdowns": breakdowns(predictions, threshold),
         "n": len(predictions),
         "narratives": narrative_metrics(predictions, labels),
         "abstention": abstention_metrics(predictions),
@@ -147,6 +158,8 @@ def summarise(predictions: list[Prediction], labels: list[str], wall_seconds: fl
                 "predicted": p.predicted,
                 "top1_correct": (bool(p.predicted) and p.predicted[0] in p.gold) if p.gold else None,
                 "top_score": _round(p.top_score),
+                "candidate": p.candidate,
+                "candidate_score": _round(p.candidate_score),
             }
             for p in predictions
         ],

@@ -43,17 +43,40 @@ def confusion_png(summary: dict) -> bytes:
     return _png(fig)
 
 
+def reliability_png(summary: dict) -> bytes:
+    """Reliability diagram (share correct against mean top score per bin) beside the top-1/FPR trade-off."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8))
+    bins = summary.get("calibration", {}).get("bins", [])
+    left.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
+    if bins:
+        left.plot([b["mean_score"] for b in bins], [b["correct"] for b in bins], marker="o", label="this dataset")
+        for b in bins:
+            left.annotate(str(b["n"]), (b["mean_score"], b["correct"]), fontsize=6, xytext=(3, -8), textcoords="offset points")
+    left.set_xlabel("mean top score in bin")
+    left.set_ylabel("share whose top narrative is right")
+    left.set_title(f"Reliability (ECE {_fmt(summary.get('calibration', {}).get('ece'))})")
+    left.legend(fontsize=7)
+    curve = [c for c in summary.get("tradeoff", []) if c["benign_fpr"] is not None and c["top1"] is not None]
+    if curve:
+        right.plot([c["benign_fpr"] for c in curve], [c["top1"] for c in curve], marker=".")
+    right.set_xlabel("benign false-positive rate")
+    right.set_ylabel("top-1 accuracy")
+    right.set_title("Trade-off over thresholds")
+    fig.tight_layout()
+    return _png(fig)
+
+
 def scores_png(summary: dict) -> bytes:
     rows = summary["per_example"]
-    benign = [r["top_score"] for r in rows if not r["gold"]]
-    positive = [r["top_score"] for r in rows if r["gold"]]
+    benign = [r.get("candidate_score", r["top_score"]) for r in rows if not r["gold"]]
+    positive = [r.get("candidate_score", r["top_score"]) for r in rows if r["gold"]]
     fig, ax = plt.subplots(figsize=(7, 3.5))
     bins = np.linspace(0, 1, 26)
     ax.hist(positive, bins=bins, alpha=0.6, label=f"posts with a narrative (n={len(positive)})")
     ax.hist(benign, bins=bins, alpha=0.6, label=f"benign posts (n={len(benign)})")
     if summary.get("threshold") is not None:
         ax.axvline(summary["threshold"], color="black", linestyle="--", label=f"threshold {summary['threshold']:.2f}")
-    ax.set_xlabel("top narrative score (0 when the assistant abstained)")
+    ax.set_xlabel("top narrative score (passed the threshold or not)")
     ax.set_ylabel("posts")
     ax.legend(fontsize=8)
     ax.set_title("Score distribution")
@@ -101,6 +124,7 @@ def metric_rows(summary: dict) -> list[tuple[str, str]]:
             f"{_fmt(summary['abstention']['false_positive_rate'])} "
             f"({summary['abstention']['false_positives']} of {summary['abstention']['benign_n']})",
         ),
+        ("expected calibration error (top score)", _fmt(summary.get("calibration", {}).get("ece"))),
         ("tactic micro-F1", _fmt(summary["tactics"]["micro_f1"])),
         ("citation validity", _fmt(summary["citations"]["valid_rate"])),
         ("faithfulness", _faithfulness(summary)),
@@ -119,6 +143,17 @@ def _faithfulness(summary: dict) -> str:
     )
 
 
+def breakdown_lines(summary: dict) -> list[str]:
+    lines = []
+    for field, table in summary.get("breakdowns", {}).items():
+        lines += ["", f"## By {field}", "", "| " + field + " | posts | with a narrative: top-1 | benign: FPR |", "|---|---|---|---|"]
+        for value, row in table.items():
+            lines.append(
+                f"| {value} | {row['n']} | {_fmt(row['top1'])} ({row['narrative_posts']}) | {_fmt(row['benign_fpr'])} ({row['benign_posts']}) |"
+            )
+    return lines
+
+
 def markdown_report(summary: dict, errors: list[dict], title: str) -> str:
     lines = [f"# {title}", "", "| metric | value |", "|---|---|"]
     lines += [f"| {name} | {value} |" for name, value in metric_rows(summary)]
@@ -127,7 +162,17 @@ def markdown_report(summary: dict, errors: list[dict], title: str) -> str:
         lines.append(
             f"| {label} | {_fmt(row['precision'])} | {_fmt(row['recall'])} | {_fmt(row['f1'])} | {row['support']} | {row['predicted']} |"
         )
-    lines += ["", "![Confusion matrix](confusion.png)", "", "![Score distribution](scores.png)", "", "## Worst errors", ""]
+    lines += breakdown_lines(summary)
+    lines += ["", "## Top-1 against false positives", "", "| threshold | benign FPR | top-1 |", "|---|---|---|"]
+    lines += [f"| {_fmt(c['threshold'])} | {_fmt(c['benign_fpr'])} | {_fmt(c['top1'])} |" for c in summary.get("tradeoff", [])]
+    distribution = summary.get("score_distribution")
+    if distribution:
+        lines += ["", "## Where the top scores fall", "", "| score | benign posts | posts with a narrative |", "|---|---|---|"]
+        edges = distribution["edges"]
+        for low, high, benign, narrative in zip(edges[:-1], edges[1:], distribution["benign"], distribution["narrative"]):
+            lines.append(f"| {low:.1f}-{high:.1f} | {benign} | {narrative} |")
+    lines += ["", "![Confusion matrix](confusion.png)", "", "![Score distribution](scores.png)", "",
+              "![Reliability and trade-off](reliability.png)", "", "## Worst errors", ""]
     if not errors:
         lines.append("None.")
     for error in errors:
@@ -153,7 +198,7 @@ def markdown_report(summary: dict, errors: list[dict], title: str) -> str:
     return "\n".join(lines)
 
 
-def html_report(summary: dict, errors: list[dict], title: str, confusion: bytes, scores: bytes) -> str:
+def html_report(summary: dict, errors: list[dict], title: str, confusion: bytes, scores: bytes, reliability: bytes = b"") -> str:
     esc = html.escape
     metric_html = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in metric_rows(summary))
     per = "".join(
@@ -178,7 +223,7 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;te
 pre{{white-space:pre-wrap;background:#f6f6f6;padding:8px}}img{{max-width:100%}}</style></head>
 <body><h1>{esc(title)}</h1><table>{metric_html}</table>
 <h2>Per narrative</h2><table><tr><th>narrative</th><th>precision</th><th>recall</th><th>F1</th><th>support</th><th>predicted</th></tr>{per}</table>
-<h2>Plots</h2>{img(confusion, "Confusion matrix")}{img(scores, "Score distribution")}
+<h2>Plots</h2>{img(confusion, "Confusion matrix")}{img(scores, "Score distribution")}{img(reliability, "Reliability and trade-off")}
 <h2>Worst errors</h2>{error_html}</body></html>
 """
 
@@ -188,11 +233,13 @@ def write_report(out: Path, summary: dict, examples: list[EvalExample], answers:
     errors = worst_errors(summary, examples, answers)
     confusion = confusion_png(summary)
     scores = scores_png(summary)
+    reliability = reliability_png(summary)
     files = {
         "confusion.png": confusion,
         "scores.png": scores,
+        "reliability.png": reliability,
         "report.md": markdown_report(summary, errors, title).encode(),
-        "report.html": html_report(summary, errors, title, confusion, scores).encode(),
+        "report.html": html_report(summary, errors, title, confusion, scores, reliability).encode(),
         "metrics.json": json.dumps(summary, indent=2, ensure_ascii=False).encode(),
     }
     written = []

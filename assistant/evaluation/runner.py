@@ -25,8 +25,10 @@ LATENCY_SAMPLE = 100
 
 
 def _prediction(example: EvalExample, answer: Answer | None, elapsed_ms: float, faithful: Faithfulness | None = None) -> Prediction:
+    about = {"source": example.source, "lang": example.lang, "length": len(example.text)}
     if answer is None:
-        return Prediction(example.id, example.narratives, [], 0.0, example.tactics, [], 0, 0, elapsed_ms)
+        return Prediction(example.id, example.narratives, [], 0.0, example.tactics, [], 0, 0, elapsed_ms, **about)
+    best = answer.narratives[0] if answer.narratives else (answer.candidates[0] if answer.candidates else None)
     check = check_citations(answer.answer, {c.id for c in answer.citations})
     return Prediction(
         id=example.id,
@@ -40,6 +42,9 @@ def _prediction(example: EvalExample, answer: Answer | None, elapsed_ms: float, 
         citation_unresolved=len(check.unresolved),
         latency_ms=elapsed_ms,
         faithfulness=faithful,
+        candidate=best.id if best else None,
+        candidate_score=best.score if best else 0.0,
+        **about,
     )
 
 
@@ -92,7 +97,7 @@ def evaluate(
             if progress:
                 progress(len(batch))
     wall = time.perf_counter() - started
-    summary = summarise(predictions, labels, wall)
+    summary = summarise(predictions, labels, wall, assistant.analyzer.matcher.threshold)
     if mode != "llm":
         # Single-post latency, as a user pasting one post sees it.
         sample = [predict(assistant, e)[0].latency_ms for e in examples[:LATENCY_SAMPLE]]
