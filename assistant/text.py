@@ -90,7 +90,8 @@ def clean(text: str) -> str:
     return normalise(text).text
 
 
-_SEGMENT = re.compile(r"[^.!?。！？；;\n]+[.!?。！？；;]*", re.UNICODE)
+# A full stop ends a sentence unless it sits inside a token ("3.5", "t.co/x") or closes an initial ("U.S.", "D.C.").
+_SEGMENT = re.compile(r"(?:[^.!?。！？；;\n]|\.(?=[^\s.!?])|(?<=\b[A-Z])\.)+[.!?。！？；;]*", re.UNICODE)
 
 
 def segments(text: str, min_chars: int = 6) -> list[tuple[int, int]]:
@@ -105,3 +106,14 @@ def segments(text: str, min_chars: int = 6) -> list[tuple[int, int]]:
         if end - start >= min_chars:
             spans.append((start, end))
     return spans
+
+
+def merge_spans(spans) -> list[tuple[int, int]]:
+    """[start, end) spans sorted, overlapping or touching ones joined."""
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(start, end) for start, end in merged]

@@ -17,21 +17,21 @@ import numpy as np
 
 from ..corpus import NarrativeCard
 
-_LATIN_EDGE = re.compile(r"[A-Za-z0-9]")
+_LATIN = re.compile(r"[a-z0-9]")  # word boundaries matter for these only: Chinese terms match anywhere
+_ACRONYM = re.compile(r"^[A-Z][A-Z.]+$")
 
 
-def term_pattern(term: str) -> str:
-    """A case-insensitive pattern for one term: Latin terms at word boundaries, "*" at the end for any ending."""
-    prefix = term.endswith("*")
-    body = term[:-1] if prefix else term
-    pattern = re.escape(body.lower()).replace(r"\ ", r"[\s\-]+")
-    if _LATIN_EDGE.match(body[:1]):
-        pattern = r"(?<![\w])" + pattern
-    if prefix:
-        pattern += r"\w*"
-    elif _LATIN_EDGE.match(body[-1:]):
-        pattern += r"(?![\w])"
-    return pattern
+def fold(text: str) -> str:
+    """The text frames are scanned in: lower case, hyphens read as spaces (same length, so spans stay put)."""
+    lowered = text.lower()
+    if len(lowered) != len(text):  # a letter that lower-cases to two would shift spans
+        lowered = text
+    return lowered.replace("-", " ")
+
+
+def term_key(term: str) -> str:
+    """A term as the scan knows it: folded, with its "*" kept (open-ended and whole-word terms differ)."""
+    return fold(term.rstrip("*")).strip() + ("*" if term.endswith("*") else "")
 
 
 def expand(group: list[str], concepts: dict[str, list[str]]) -> list[str]:
@@ -41,6 +41,72 @@ def expand(group: list[str], concepts: dict[str, list[str]]) -> list[str]:
     return list(dict.fromkeys(terms))
 
 
+class _Terms:
+    """Every term of every frame found in one scan: the literals compiled as one trie (as marker phrases are),
+    the longest literal at each position, and the shorter literals it starts with counted with it.
+
+    A Latin term matches whole words, unless it ends in "*"; a term written in capitals ("US") is an acronym and
+    must match in capitals, so the pronoun "us" is not it.
+    """
+
+    def __init__(self, terms: list[str]):
+        self.acronyms: dict[str, str] = {}
+        variants: dict[str, set[str]] = {}
+        for term in terms:
+            key = term_key(term)
+            literal = key.rstrip("*")
+            if not literal:
+                continue
+            variants.setdefault(literal, set()).add(key)
+            if _ACRONYM.match(term.rstrip("*")):
+                self.acronyms[key] = term.rstrip("*").replace("-", " ")
+        self.variants = variants
+        literals = sorted(variants)
+        # Each literal with the shorter literals it begins with (any of them may be open-ended or end a word there).
+        self.within = {literal: [literal[:cut] for cut in range(1, len(literal) + 1) if literal[:cut] in variants] for literal in literals}
+        self.pattern = re.compile(f"(?=({_trie(literals)}))") if literals else None
+
+    def found(self, text: str) -> dict[str, tuple[int, int]]:
+        """term key -> its first (start, end) in `text`."""
+        out: dict[str, tuple[int, int]] = {}
+        if self.pattern is None:
+            return out
+        folded = fold(text)
+        for match in self.pattern.finditer(folded):
+            start = match.start(1)
+            for literal in self.within.get(match.group(1), ()):
+                end = start + len(literal)
+                word_goes_on = bool(_LATIN.match(literal[-1])) and end < len(folded) and bool(_LATIN.match(folded[end]))
+                for key in self.variants[literal]:
+                    if word_goes_on and not key.endswith("*"):
+                        continue  # a whole-word term inside a longer word
+                    if key in self.acronyms and text[start:end].replace("-", " ") != self.acronyms[key]:
+                        continue
+                    out.setdefault(key, (start, end))
+        return out
+
+
+def _trie(literals: list[str]) -> str:
+    """A pattern for any of the literals, the longest first at a position; Latin-initial ones at a word start."""
+    trie: dict = {}
+    for literal in literals:
+        node = trie
+        for char in literal:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def branches(node: dict) -> str:
+        options = [re.escape(char) + branches(child) for char, child in sorted(node.items()) if char]
+        if "" in node:
+            options.append("")
+        return options[0] if len(options) == 1 else "(?:" + "|".join(options) + ")"
+
+    return "|".join(
+        (r"(?<![a-z0-9])" if _LATIN.match(char) else "") + re.escape(char) + branches(child)
+        for char, child in sorted(trie.items())
+    )
+
+
 @dataclass(frozen=True)
 class FrameHit:
     narrative: int
@@ -48,45 +114,45 @@ class FrameHit:
 
 
 class ClaimFrames:
-    """Each narrative's frames compiled as one pattern per term group; groups shared between frames are scanned once."""
+    """Each narrative's frames over one scan of all their terms (see _Terms): a frame holds where each of its
+    groups has a term in the text."""
 
     def __init__(self, cards: list[NarrativeCard], concepts: dict[str, list[str]]):
         self.ids = [card.id for card in cards]
-        self._patterns: dict[tuple[str, ...], re.Pattern] = {}
-        self.frames: list[list[tuple[int, list[tuple[str, ...]]]]] = []
+        groups: dict[tuple[str, ...], int] = {}
+        self.frames: list[tuple[int, list[int]]] = []  # (narrative, group numbers)
+        terms: list[str] = []
         for index, card in enumerate(cards):
-            compiled = []
             for frame in card.frames:
-                keys = []
+                numbers = []
                 for group in frame:
-                    terms = tuple(sorted(expand(group, concepts), key=lambda t: (-len(t), t)))
-                    if terms and terms not in self._patterns:
-                        self._patterns[terms] = re.compile("|".join(term_pattern(t) for t in terms))
-                    keys.append(terms)
-                if keys and all(keys):
-                    compiled.append((index, keys))
-            self.frames.append(compiled)
+                    expanded = tuple(sorted(expand(group, concepts)))
+                    if not expanded:
+                        numbers = []
+                        break
+                    numbers.append(groups.setdefault(expanded, len(groups)))
+                    terms.extend(expanded)
+                if numbers:
+                    self.frames.append((index, numbers))
+        self.terms = _Terms(terms)
+        # term literal -> the groups it belongs to
+        self.members: dict[str, list[int]] = {}
+        for expanded, number in groups.items():
+            for term in expanded:
+                key = term_key(term)
+                if key.rstrip("*") and number not in self.members.setdefault(key, []):
+                    self.members[key].append(number)
 
     def scan(self, text: str) -> list[FrameHit]:
         """Frames whose every group has a term in `text` (normalised), with one found span per group."""
-        lowered = text.lower()
-        if len(lowered) != len(text):
-            lowered = text  # a letter that lower-cases to two would shift spans; the patterns then see the text as is
-        found: dict[tuple[str, ...], tuple[int, int] | None] = {}
-        hits = []
-        for frames in self.frames:
-            for index, keys in frames:
-                spans = []
-                for key in keys:
-                    if key not in found:
-                        match = self._patterns[key].search(lowered)
-                        found[key] = match.span() if match else None
-                    if found[key] is None:
-                        break
-                    spans.append(found[key])
-                else:
-                    hits.append(FrameHit(index, tuple(spans)))
-        return hits
+        found = self.terms.found(text)
+        if not found:
+            return []
+        where: dict[int, tuple[int, int]] = {}
+        for key, span in found.items():
+            for number in self.members.get(key, ()):
+                where.setdefault(number, span)
+        return [FrameHit(index, tuple(where[n] for n in numbers)) for index, numbers in self.frames if all(n in where for n in numbers)]
 
     def hits(self, text: str) -> np.ndarray:
         out = np.zeros(len(self.ids), dtype=np.float32)
