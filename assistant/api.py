@@ -49,10 +49,10 @@ from .explain.llm import (
 from .index import BuildReport, IndexStore, StoreUnavailable, corpus_items, document_items, make_client
 from .ingest import IngestError, load_document
 from .settings import Settings
-from .text import ZERO_WIDTH, clean, normalise, segments
+from .text import ZERO_WIDTH, clean, normalise
 
 
-MATCHER_VERSION = "23"  # bump when the matcher's features or model change, to refit cached matchers
+MATCHER_VERSION = "25"  # bump when the matcher's features or model change, to refit cached matchers
 
 
 class NarrativeLensError(Exception):
@@ -262,12 +262,13 @@ class Assistant:
     @cached_property
     def technique_model(self):
         """The technique model fitted on SemEval-2021 Task 6's training split and the annotated examples (cached in
-        the data directory); None when that data is not here, and techniques then come from cue patterns only."""
+        the data directory); None when either is missing, and techniques then come from the cards' cue patterns."""
+        from .analysis.techniques import project_training_examples
         from .evaluation.techniques import load_or_fit_model
 
         semeval_dir = self.settings.techniques.semeval_dir
-        if not (semeval_dir / "training_set_task1.txt").is_file():
-            return None
+        if not (semeval_dir / "training_set_task1.txt").is_file() or not project_training_examples(self.kb):
+            return None  # no training data here, or a knowledge base without technique annotations (a team's own taxonomy)
         return load_or_fit_model(self.kb, self.embeddings, semeval_dir, self.settings.data_dir / "cache", self.model_name)
 
     def _fitted_models(self, manifest, markers, ids) -> tuple[NarrativeMatcher, ExampleTable]:

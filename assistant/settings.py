@@ -68,7 +68,7 @@ class MatchingSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     target_benign_fpr: float = Field(
-        0.05,
+        0.08,
         gt=0,
         lt=1,
         description="Share of labelled benign examples allowed above the abstention threshold "

@@ -17,7 +17,9 @@ def run(args, corpus, data, stdin=None):
     )
 
 
-def test_ask_json_has_the_documented_shape(mini_corpus, tmp_path):
+def test_ask_json_has_the_documented_shape(mini_corpus, tmp_path, monkeypatch):
+    # Without the SemEval training data the technique model is not fitted and the cards' cue patterns find techniques.
+    monkeypatch.setenv("NARRATIVE_LENS_TECHNIQUES__SEMEVAL_DIR", str(tmp_path / "no-semeval"))
     result = run(["ask", "--json", "新疆棉花早就是机采棉了，强迫劳动是谎言。What about your own prisons?"], mini_corpus, tmp_path)
     assert result.returncode == 0, result.stderr.decode()
     data = json.loads(result.stdout)

@@ -79,8 +79,11 @@ def test_report_files(shipped_assistant, tmp_path):
     report = tmp_path / "report"
     html = (report / "report.html").read_text()
     markdown = (report / "report.md").read_text()
-    assert html.count("data:image/png;base64,") == 2 and "<script" not in html
+    assert html.count("data:image/png;base64,") == 3 and "<script" not in html  # confusion, scores, reliability
     assert "## Per narrative" in markdown and "## Worst errors" in markdown
+    assert "## Top-1 against false positives" in markdown and "## Where the top scores fall" in markdown
+    assert "expected calibration error" in markdown and "## By length" in markdown
+    assert (report / "reliability.png").read_bytes()[:4] == b"\x89PNG"
     assert (report / "confusion.png").read_bytes()[:4] == b"\x89PNG"
     assert (report / "scores.png").read_bytes()[:4] == b"\x89PNG"
     assert "top-1 accuracy" in result.stdout.decode()
@@ -151,3 +154,26 @@ def test_batch_eval_spread_over_processes_sharing_a_chroma_server(chroma_server,
     one, two = json.loads(single.stdout), json.loads(spread.stdout)
     assert two["workers"] == 2 and two["n"] == one["n"]
     assert [r["predicted"] for r in two["per_example"]] == [r["predicted"] for r in one["per_example"]]
+
+
+def test_calibration_tradeoff_and_breakdowns_are_computed_as_defined():
+    from assistant.evaluation.calibration import breakdowns, calibration, score_distribution, tradeoff
+    from assistant.evaluation.metrics import Prediction
+
+    def p(i, gold, candidate, score, source, predicted=None):
+        return Prediction(f"x{i}", gold, predicted if predicted is not None else ([candidate] if score >= 0.5 else []), score,
+                          None, [], 0, 0, 1.0, candidate=candidate, candidate_score=score, source=source, lang="en", length=30 + i)
+
+    rows = [
+        p(0, ["a"], "a", 0.9, "s1"), p(1, ["a"], "b", 0.8, "s1"), p(2, [], "a", 0.2, "s2"), p(3, [], "b", 0.6, "s2"),
+        p(4, ["b"], "b", 0.15, "s2"),
+    ]
+    result = calibration(rows, bins=10)
+    # Bins: 0.15 (right), 0.2 (wrong), 0.6 (wrong), 0.8 (wrong), 0.9 (right): |0.15-1|+0.2+0.6+0.8+|0.9-1|, over 5.
+    assert result["ece"] == round((0.85 + 0.2 + 0.6 + 0.8 + 0.1) / 5, 4)
+    curve = {c["threshold"]: c for c in tradeoff(rows)}
+    assert curve[0.5]["benign_fpr"] == 0.5 and curve[0.5]["top1"] == round(1 / 3, 4)
+    assert curve[0.0]["benign_fpr"] == 1.0 and curve[0.0]["top1"] == round(2 / 3, 4)
+    assert sum(score_distribution(rows)["benign"]) == 2 and sum(score_distribution(rows)["narrative"]) == 3
+    by_source = breakdowns(rows, 0.5)["source"]
+    assert by_source["s1"]["top1"] == 0.5 and by_source["s2"]["benign_fpr"] == 0.5

@@ -167,3 +167,25 @@ def test_technique_cues_over_lower_cased_posts_find_what_the_ignorecase_flag_fin
     check()
     for example in shipped_kb.examples[:400]:
         assert fast.find(example.text) == reference.find(example.text)
+
+
+def test_claim_frames_scan_terms_as_written():
+    """Whole words for Latin terms, "*" for any ending, capitals for acronyms, Chinese anywhere, "-" as a space."""
+    from assistant.analysis.claims import ClaimFrames
+    from assistant.corpus.models import Fact, NarrativeCard
+
+    card = NarrativeCard(
+        id="origin", campaign="test", title="t", summary="s", claims=["c"],
+        facts=[Fact(text="f", source="src", locator="l")], sources=["src"],
+        frames=[[["@virus"], ["@us", "army lab*"], ["made", "leak*", "制造"]]],
+    )
+    frames = ClaimFrames([card], {"virus": ["virus", "病毒"], "us": ["US", "america", "美国"]})
+    assert frames.hits("The virus was made in America")[0] == 1
+    assert frames.hits("The virus leaked from an army laboratory")[0] == 1  # army lab* goes on: laboratory
+    assert frames.hits("病毒是美国制造的")[0] == 1
+    assert frames.hits("Join us: the virus was made somewhere")[0] == 0  # "us" is not the US
+    assert frames.hits("The virus was made in the US")[0] == 1
+    assert frames.hits("The viruses were remade in americana")[0] == 0  # whole words only
+    assert frames.hits("The virus leak-proof suit made in America")[0] == 1
+    hit = frames.scan("virus made in America")[0]
+    assert [("virus made in America")[s:e] for s, e in hit.spans] == ["virus", "America", "made"]

@@ -63,22 +63,14 @@ def test_short_canonical_claims_are_found(analyse, text, narrative):
     assert phrases, "a match must show the words that carry it"
 
 
-@pytest.mark.parametrize("text", OUTSIDE)
-def test_disinformation_outside_the_narratives_is_no_known_narrative(analyse, text):
+NOT_CARRYING = [("outside", text) for text in OUTSIDE] + [("stance", text) for text in STANCE] + [("benign", text) for text in BENIGN]
+
+
+@pytest.mark.parametrize("kind,text", NOT_CARRYING, ids=[f"{kind}-{i}" for i, (kind, _) in enumerate(NOT_CARRYING)])
+def test_no_known_narrative_for_what_does_not_carry_one(analyse, kind, text):
+    """Disinformation outside the narratives, reports and debunks of a narrative, news, NGO and travel posts."""
     analysis = analyse(text)
-    assert not analysis.narratives, (text, [(m.id, m.score) for m in analysis.narratives])
-
-
-@pytest.mark.parametrize("text", STANCE)
-def test_reporting_quoting_or_refuting_is_not_carrying(analyse, text):
-    analysis = analyse(text)
-    assert not analysis.narratives, (text, [(m.id, m.score) for m in analysis.narratives])
-
-
-@pytest.mark.parametrize("text", BENIGN)
-def test_news_ngo_and_travel_posts_are_not_flagged(analyse, text):
-    analysis = analyse(text)
-    assert not analysis.narratives, (text, [(m.id, m.score) for m in analysis.narratives])
+    assert not analysis.narratives, (kind, text, [(m.id, m.score) for m in analysis.narratives])
 
 
 @pytest.mark.parametrize("text", TOO_LITTLE)

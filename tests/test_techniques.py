@@ -8,7 +8,7 @@ fit once per session (about 15 s on two cores).
 from __future__ import annotations
 
 import json
-from pathlib import Path
+
 
 import numpy as np
 import pytest

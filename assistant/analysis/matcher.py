@@ -234,7 +234,7 @@ class NarrativeMatcher:
         self.claim_labels = np.zeros(0, dtype=np.int64)
         self.vocabulary: dict[str, int] = {}
         self.idf = np.zeros(0)
-        self.pair: TreeEnsemble | None = None
+        self.pair: TreeEnsemble | LinearModel | None = None
         self.phrase: LinearModel | None = None
         self.calibration = (1.0, 0.0)
         self.phrase_calibration = (1.0, 0.0)
@@ -333,11 +333,11 @@ class NarrativeMatcher:
         ]
         return np.stack(columns, axis=2)
 
-    def phrase_features(self, inputs: PairInputs) -> np.ndarray:
+    def phrase_features(self, inputs: PairInputs, leave_out: bool = False) -> np.ndarray:
         """n x J x len(PHRASE_FEATURES), from the texts' own words only (no embedding)."""
         J = len(self.ids)
         lexical_similarity = (inputs.lexical @ self.lexical_reference_t).toarray()
-        lexical_k, lexical_benign, claim_lexical, reports, refutes, short = self._common(inputs, lexical_similarity, False)
+        lexical_k, lexical_benign, claim_lexical, reports, refutes, short = self._common(inputs, lexical_similarity, leave_out)
         ones = np.ones((len(inputs.length), J))
         columns = [
             lexical_k, lexical_benign[:, None] * ones, _lead(lexical_k), claim_lexical, inputs.markers, inputs.frames,
@@ -391,7 +391,7 @@ class NarrativeMatcher:
         J = len(self.ids)
         self.short_letters = 12
         pairs = self.pair_features(vectors, inputs, leave_out=True)
-        phrases = self.phrase_features_leave_out(inputs)
+        phrases = self.phrase_features(inputs, leave_out=True)
         y = np.array([[1 if narrative in labels else 0 for narrative in self.ids] for labels in gold])
         # Benign posts are weighted so that narrative posts make up `prior` of the whole: the share in a mixed
         # stream of posts that the score is calibrated for (the examples over-represent narrative posts).
@@ -428,7 +428,9 @@ class NarrativeMatcher:
         # The pair model is boosted trees: stance, frames and markers matter through their interactions with
         # closeness (a debunk quoting a marker, a headline with a frame and no near example), which a linear model
         # cannot draw; on the real-text dev set the trees gave +0.04 top-1 at a 10% false-positive rate.
-        self.pair, self.calibration, oof_scores = fit_calibrated(pairs, trees_fit, self.folds)
+        # A small knowledge base (a team's own taxonomy, a test corpus) has too few pairs for trees to split on.
+        pair_fit = trees_fit if len(texts) >= 300 else standardised_fit
+        self.pair, self.calibration, oof_scores = fit_calibrated(pairs, pair_fit, self.folds)
         self.phrase, self.phrase_calibration, _ = fit_calibrated(phrases, standardised_fit, self.folds)
         top = oof_scores.max(axis=1)
         self.benign_scores = top[carries == 0]
@@ -440,17 +442,6 @@ class NarrativeMatcher:
         # Unknown ground: farther from every narrative example and claim than 99% of narrative posts are from theirs.
         self.far = float(np.quantile(own, 0.01)) if len(own) else -1.0
         return self
-
-    def phrase_features_leave_out(self, inputs: PairInputs) -> np.ndarray:
-        J = len(self.ids)
-        lexical_similarity = (inputs.lexical @ self.lexical_reference_t).toarray()
-        lexical_k, lexical_benign, claim_lexical, reports, refutes, short = self._common(inputs, lexical_similarity, True)
-        ones = np.ones((len(inputs.length), J))
-        columns = [
-            lexical_k, lexical_benign[:, None] * ones, _lead(lexical_k), claim_lexical, inputs.markers, inputs.frames,
-            reports * ones, refutes * ones, refutes * inputs.frames, short[:, None] * ones,
-        ]
-        return np.stack(columns, axis=2)
 
     # -- scoring ------------------------------------------------------------
     def score(self, vectors: np.ndarray, inputs: PairInputs) -> tuple[np.ndarray, np.ndarray]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from ..corpus import TacticCard
+from ..text import merge_spans
 
 MAX_SPANS_PER_TACTIC = 5
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\u3000-\u303f\uff01-\uff5e]")
@@ -74,7 +75,7 @@ class TacticDetector:
                     if match.end() > match.start():
                         spans.append(match.span())
             if spans:
-                found[tactic_id] = _merge(spans)[:MAX_SPANS_PER_TACTIC]
+                found[tactic_id] = merge_spans(spans)[:MAX_SPANS_PER_TACTIC]
         return found
 
 
@@ -92,13 +93,3 @@ def _alternation(cues: list[str], lower: bool) -> list[tuple[re.Pattern, bool]]:
             except re.error:
                 continue  # validate reports it; a bad cue must not stop analysis
         return _alternation(valid, lower) if valid else []
-
-
-def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    merged: list[list[int]] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    return [(start, end) for start, end in merged]

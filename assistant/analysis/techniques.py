@@ -39,9 +39,11 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from ..text import merge_spans
+
 from ..text import normalise
 
-VERSION = 1
+VERSION = 2
 FORMAT = "narrative-lens-technique-model"
 SEMEVAL_DATA = {
     "name": "SemEval-2021 Task 6: Detection of Persuasion Techniques in Texts and Images (subtasks 1 and 2)",
@@ -163,16 +165,6 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _merge_spans(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    merged: list[list[int]] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    return [(s, e) for s, e in merged]
-
-
 def micro_f1(gold: np.ndarray, pred: np.ndarray) -> float:
     tp = int((gold & pred).sum())
     fp = int((~gold & pred).sum())
@@ -196,7 +188,11 @@ class TechniqueModel:
         folds: int = 5,
         seed: int = 0,
         min_positive: int = 3,
-        max_benign_fpr: float = 0.10,
+        # Policy, not fitted per technique: at most this share of benign example posts may get any technique in
+        # cross-validation. Benign posts (news, opinion) do use loaded language at times; 0.10 lost a tenth of the
+        # project's tactic F1 on the constructed dev split (0.38 against 0.42) without cleaner neutral text, 0.15
+        # keeps it. SemEval's dev split plays no part in this choice.
+        max_benign_fpr: float = 0.15,
     ):
         self.params = {
             "ridge_lambda": ridge_lambda,
@@ -610,7 +606,7 @@ class TechniqueModel:
                         run = sorted(run + [max(options, key=lambda k: scores[k])])
                 widened.append(run)
             widened.sort(key=lambda r: -max(scores[i] for i in r))
-            spans = _merge_spans([(toks[r[0]][0], toks[r[-1]][1]) for r in widened[:max_spans]])
+            spans = merge_spans([(toks[r[0]][0], toks[r[-1]][1]) for r in widened[:max_spans]])
             return spans
         pieces = clauses(text)
         if not pieces:

@@ -34,9 +34,10 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 from ..settings import REPO_ROOT
+from ..text import merge_spans
 from .dataset import DatasetError
 
 MAPPING = REPO_ROOT / "evals" / "semeval2021_task6_mapping.json"
@@ -141,16 +142,6 @@ def baselines(gold: list[set[str]], classes: list[str], train_labels: list[set[s
     }
 
 
-def _merge(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    merged: list[list[int]] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    return [(s, e) for s, e in merged]
-
-
 def span_prf(gold: list[list[tuple[int, int, str]]], predicted: list[list[tuple[int, int, str]]]) -> dict:
     """Task-2 span precision, recall and F1 (see the module docstring); per text lists of (start, end, technique)."""
     prec_num = rec_num = 0.0
@@ -159,7 +150,7 @@ def span_prf(gold: list[list[tuple[int, int, str]]], predicted: list[list[tuple[
     for gold_doc, pred_doc in zip(gold, predicted):
         merged = []
         for technique in {t for _, _, t in pred_doc}:
-            merged += [(s, e, technique) for s, e in _merge((s, e) for s, e, t in pred_doc if t == technique)]
+            merged += [(s, e, technique) for s, e in merge_spans((s, e) for s, e, t in pred_doc if t == technique)]
         gold_doc = [(s, e, t) for s, e, t in gold_doc if e > s]
         n_pred += len(merged)
         n_gold += len(gold_doc)
