@@ -135,10 +135,15 @@ def main() -> None:
     report = assistant.build_index()
     build_s = time.perf_counter() - started
     started = time.perf_counter()
+    assistant.technique_model
+    technique_s = time.perf_counter() - started
+    started = time.perf_counter()
     assistant.analyzer
     fit_s = time.perf_counter() - started
     items = sum(report.counts.values())
-    rows.append(("index build, shipped corpus", f"{build_s:.1f} s", f"{items} items; matcher fit {fit_s:.1f} s more"))
+    rows.append(("index build, shipped corpus", f"{build_s:.1f} s", f"{items} items"))
+    rows.append(("matcher fit (first start, and every saved example)", f"{fit_s:.1f} s", f"{len(assistant.analyzer.examples.ids)} examples"))
+    rows.append(("technique model fit (first start only; cached)", f"{technique_s:.1f} s", "SemEval training split + annotated posts"))
 
     texts = posts(n_posts)
     latency(assistant, texts[:10])  # warm-up

@@ -189,3 +189,17 @@ def test_claim_frames_scan_terms_as_written():
     assert frames.hits("The virus leak-proof suit made in America")[0] == 1
     hit = frames.scan("virus made in America")[0]
     assert [("virus made in America")[s:e] for s, e in hit.spans] == ["virus", "America", "made"]
+
+
+def test_averaged_tree_ensembles_score_the_mean():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from assistant.analysis.trees import TreeEnsemble
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(400, 4))
+    y = (x[:, 0] - x[:, 3] > 0).astype(int)
+    models = [HistGradientBoostingClassifier(max_iter=20, random_state=s, early_stopping=False).fit(x[s::2], y[s::2]) for s in (0, 1)]
+    averaged = TreeEnsemble.average([TreeEnsemble.from_sklearn(m) for m in models])
+    probe = rng.normal(size=(50, 4))
+    assert np.allclose(averaged.decision(probe), np.mean([m.decision_function(probe) for m in models], axis=0))

@@ -137,3 +137,12 @@ def test_stance_cues_tell_reporting_and_refuting_apart():
     assert stance_cues("Fact check: this is false and there is no evidence")[1] >= 1
     assert stance_cues("网传美国制造病毒，事实查核显示不实")[1] >= 1
     assert not stance_cues("The virus came from an American lab").any()
+
+
+def test_rejecting_the_critics_is_not_mistaken_for_a_debunk(analyse):
+    """Narrative posts reject their critics' accusations; only attributing a claim to the narrative's own side
+    (state media, officials) and rejecting it reads as a report or a debunk."""
+    for text in ["The accusations of forced labour in Xinjiang are false: the cotton is picked by machines.",
+                 "Western allegations about Xinjiang camps are baseless lies."]:
+        assert analyse(text).abstention != "reports or refutes the claim", text
+    assert analyse("Chinese officials claimed the virus came from an American lab, without any evidence.").abstention == "reports or refutes the claim"

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from assistant.analysis.techniques import (
+    VERSION,
     Annotated,
     TechniqueModel,
     clauses,
@@ -210,7 +211,7 @@ def test_save_and_load_give_identical_predictions(toy, tmp_path):
     files = sorted(p.name for p in (tmp_path / "model").iterdir())
     assert files == ["technique-model.json", "technique-model.npz"]  # arrays and JSON, no pickle
     meta = json.loads((tmp_path / "model" / "technique-model.json").read_text())
-    assert meta["version"] == 1 and meta["format"] == "narrative-lens-technique-model"
+    assert meta["version"] == VERSION and meta["format"] == "narrative-lens-technique-model"
     assert "research use" in meta["data"]["semeval"]["licence"]
     with np.load(tmp_path / "model" / "technique-model.npz", allow_pickle=False) as arrays:
         assert all(arrays[k].dtype != object for k in arrays.files)

@@ -247,7 +247,10 @@ class Analyzer:
             owners += [index] * len(pieces)
         vectors = self.embeddings.encode(posts, normalised=True)
         inputs = self.matcher.inputs(posts, np.vstack(post_markers), np.vstack(post_frames))
-        post_scores, post_features = self.matcher.score(vectors, inputs)
+        # The examples table holds the matcher's reference examples: one product serves the features and the
+        # nearest-example evidence.
+        semantic = np.asarray(vectors, dtype=np.float32) @ self.examples.vectors.T if len(self.examples.ids) else None
+        post_scores, post_features = self.matcher.score(vectors, inputs, semantic if semantic is not None and semantic.shape[1] == self.matcher.reference.shape[0] else None)
         closeness = self.matcher.closeness(post_features)
         if phrase_texts:
             phrase_inputs = self.matcher.inputs(phrase_texts, np.vstack(phrase_markers), np.vstack(phrase_frames))
@@ -272,7 +275,8 @@ class Analyzer:
                 piece_frames=np.vstack(phrase_frames[rows]) if pieces else np.zeros((0, len(self.matcher.ids))),
                 abstention=abstentions[index],
             )
-            results.append(self._assemble(text, normal, vectors[index], evidence, post_notices, passages[index]))
+            similarities = semantic[index] if semantic is not None else np.zeros(0)
+            results.append(self._assemble(text, normal, vectors[index], similarities, evidence, post_notices, passages[index]))
         return results
 
     def _abstention(self, letters: float, closeness: np.ndarray, markers: np.ndarray, frames: np.ndarray, stance: np.ndarray) -> str | None:
@@ -280,15 +284,15 @@ class Analyzer:
         rejects it, or nothing the knowledge base knows is near."""
         if letters < self.matcher.short_letters and not markers.any():
             return "too little text"
-        # Attributing a claim ("state media claim", "X blamed") and rejecting it ("no evidence", "fact check") in one
-        # text is how reports and debunks are written: none of the labelled narrative examples does both.
-        if stance[0] > 0 and stance[1] > 0:
+        # Attributing a claim to the narrative's side ("state media claim", "Beijing blamed", its phrase in quotes)
+        # and rejecting it ("no evidence", "fact check") in one text is how reports and debunks are written.
+        if stance[2] > 0 and stance[1] > 0:
             return "reports or refutes the claim"
         if closeness.max() < self.matcher.far and not markers.any() and not frames.any():
             return "far from the knowledge base"
         return None
 
-    def _assemble(self, text, normal, vector, evidence: "PostEvidence", notices, passages) -> Analysis:
+    def _assemble(self, text, normal, vector, similarities, evidence: "PostEvidence", notices, passages) -> Analysis:
         """One post's analysis; `passages` are its retrieved report passages, or None when the store was unreachable."""
         lang = detect_language(normal.text)
         post_scores = evidence.scores
@@ -303,7 +307,6 @@ class Analyzer:
         abstention = None if chosen else (evidence.abstention or "below the threshold")
 
         book = CitationBook(self.kb)
-        similarities = self.examples.vectors @ vector if len(self.examples.ids) else np.zeros(0)
         matches = [self._narrative(j, float(post_scores[j]), normal, evidence, similarities, book) for j in chosen]
         candidates = [
             self._narrative(int(j), float(post_scores[j]), normal, evidence, similarities, None)

@@ -30,8 +30,15 @@ _CUES = {
         r"(?:不实|不實|谣言止于|謠言止於|事实查核|事實查核|查证|查證|毫无根据|毫無根據|没有证据|沒有證據|并非事实|並非事實|实际上是|實際上是|事实上|事實上|误导|誤導)",
     ],
 }
+# Who the claim is attributed to, when it is the narrative's own side: a text that attributes a claim to state
+# media or officials and rejects it is a report or a debunk. Attributions to the other side ("the allegations",
+# "Western accusations") are how narrative posts reject their critics, so they do not count here.
+_CUES["attributes"] = [
+    r"\b(?:state media|state-run media|state-backed media|party media|chinese (?:state media|officials?|government|diplomats?|embassy|authorities)|beijing|the ccp|the chinese communist party|china's (?:government|foreign ministry|state media|officials|embassy)|pro-china accounts|pro-beijing accounts|pro-kremlin|propaganda outlets?|spamouflage|dragonbridge|troll (?:farm|network)s?|bot networks?|conspiracy theor(?:y|ies|ists?))\b(?:\W+\w+){0,4}?\W+(?:claim(?:s|ed|ing)?|blam(?:e|es|ed|ing)|accus(?:e|es|ed|ing)|insist(?:s|ed)?|push(?:es|ed|ing)?|sa(?:y|ys|id)|spread(?:s|ing)?|repeat(?:s|ed|ing)?|call(?:s|ed)?)\b",
+    r"(?:官媒|党媒|黨媒|大外宣|中方|北京|外交部|中国政府|中國政府|水军|水軍|假账号|假帳號)(?:\S{0,8})(?:声称|聲稱|宣称|宣稱|称|稱|指责|指責|甩锅|甩鍋|炒作|散布|散佈)",
+]
 _PATTERNS = {kind: re.compile("|".join(f"(?:{p})" for p in patterns)) for kind, patterns in _CUES.items()}
-KINDS = tuple(_CUES)
+KINDS = ("reports", "refutes", "attributes")
 
 
 _OPEN_QUOTES = "\"'“‘「『«"
@@ -53,7 +60,7 @@ def quoted(text: str, spans: list[tuple[int, int]]) -> bool:
 
 
 def stance_cues(text: str) -> np.ndarray:
-    """How many cues of each kind (reports, refutes) the text has, capped at 3."""
+    """How many cues of each kind (reports, refutes, attributes to the narrative's side) the text has, capped at 3."""
     lowered = text.lower()
     return np.array([min(3, len(_PATTERNS[kind].findall(lowered))) for kind in KINDS], dtype=np.float32)
 

@@ -43,7 +43,7 @@ from ..text import merge_spans
 
 from ..text import normalise
 
-VERSION = 2
+VERSION = 3
 FORMAT = "narrative-lens-technique-model"
 SEMEVAL_DATA = {
     "name": "SemEval-2021 Task 6: Detection of Persuasion Techniques in Texts and Images (subtasks 1 and 2)",
@@ -189,10 +189,9 @@ class TechniqueModel:
         seed: int = 0,
         min_positive: int = 3,
         # Policy, not fitted per technique: at most this share of benign example posts may get any technique in
-        # cross-validation. Benign posts (news, opinion) do use loaded language at times; 0.10 lost a tenth of the
-        # project's tactic F1 on the constructed dev split (0.38 against 0.42) without cleaner neutral text, 0.15
-        # keeps it. SemEval's dev split plays no part in this choice.
-        max_benign_fpr: float = 0.15,
+        # cross-validation. 0.15 gave the project's constructed test split a higher tactic F1 (0.41 against 0.38)
+        # but put Red Herring on a plain Chinese news line; neutral text without techniques comes first.
+        max_benign_fpr: float = 0.10,
     ):
         self.params = {
             "ridge_lambda": ridge_lambda,

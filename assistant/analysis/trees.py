@@ -51,6 +51,25 @@ class TreeEnsemble:
             node = np.where(inner, np.where(go_left, self.left[node], self.right[node]), node)
         return self.baseline + self.value[node].sum(axis=1)
 
+    @classmethod
+    def average(cls, ensembles: list["TreeEnsemble"]) -> "TreeEnsemble":
+        """One ensemble whose score is the mean of the given ensembles' scores (their trees side by side)."""
+        share = 1.0 / len(ensembles)
+        features, thresholds, lefts, rights, leaves, values, roots = [], [], [], [], [], [], []
+        offset = 0
+        for ensemble in ensembles:
+            features.append(ensemble.feature)
+            thresholds.append(ensemble.threshold)
+            lefts.append(ensemble.left + offset)
+            rights.append(ensemble.right + offset)
+            leaves.append(ensemble.leaf)
+            values.append(ensemble.value * share)
+            roots.append(ensemble.roots + offset)
+            offset += len(ensemble.feature)
+        join = np.concatenate
+        return cls(join(features), join(thresholds), join(lefts), join(rights), join(leaves), join(values), join(roots),
+                   max(e.depth for e in ensembles), float(np.mean([e.baseline for e in ensembles])))
+
     def arrays(self) -> dict[str, np.ndarray]:
         return {
             "feature": self.feature, "threshold": self.threshold, "left": self.left, "right": self.right,
