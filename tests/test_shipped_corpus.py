@@ -126,3 +126,25 @@ def test_homoglyphs_and_zero_width_characters_still_match(shipped_assistant):
     for narrative in second.narratives:
         for phrase in narrative.evidence.phrases:
             assert disguised[phrase.start:phrase.end] == phrase.text
+
+
+REAL_TEXT = REPO.parent / "shared" / "data" / "real-text"
+
+
+@pytest.mark.skipif(not REAL_TEXT.is_dir(), reason="../shared/data/real-text is not beside this checkout")
+def test_no_real_text_is_copied_into_the_project():
+    """The real-text sets are measured from their path, never copied: no run of 8 words from them appears in
+    corpus/, evals/ or the tests."""
+    import json
+
+    grams = set()
+    for path in [REAL_TEXT / "dev.jsonl", *sorted((REAL_TEXT / "pool").glob("*.jsonl"))]:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                words = _words(json.loads(line).get("text", ""))
+                grams.update(tuple(words[i : i + 8]) for i in range(len(words) - 7))
+    offenders = []
+    for path in [*(REPO / "corpus").rglob("*.md"), *(REPO / "corpus").rglob("*.jsonl"), *(REPO / "evals").glob("*.jsonl"), *(REPO / "tests").glob("*.py")]:
+        words = _words(path.read_text(encoding="utf-8"))
+        offenders += [f"{path.relative_to(REPO)}: {' '.join(words[i:i + 8])}" for i in range(len(words) - 7) if tuple(words[i : i + 8]) in grams]
+    assert offenders == []
