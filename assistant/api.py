@@ -52,7 +52,7 @@ from .settings import Settings
 from .text import ZERO_WIDTH, clean, normalise
 
 
-MATCHER_VERSION = "27"  # bump when the matcher's features or model change, to refit cached matchers
+MATCHER_VERSION = "28"  # bump when the matcher's features or model change, to refit cached matchers
 
 
 class NarrativeLensError(Exception):

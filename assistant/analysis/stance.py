@@ -25,7 +25,7 @@ _CUES = {
     ],
     # The writer rejects the claim.
     "refutes": [
-        r"\b(?:fact[- ]?check(?:s|ed|ing)?|debunk(?:s|ed|ing)?|false(?:ly)?|baseless|unfounded|misleading|no evidence|without evidence|without a shred|not true|untrue|myth|there is no proof|fabricated by beijing)\b",
+        r"\b(?:fact[- ]?check(?:s|ed|ing)?|debunk(?:s|ed|ing)?|false(?:ly)?|baseless|unfounded|misleading|no evidence|without (?:any |a shred of |a single piece of |a scrap of )?evidence|without a shred|not true|untrue|myth|there is no proof|fabricated by beijing)\b",
         r"\b(?:the evidence (?:says|shows) otherwise|in fact|in reality|actually (?:were|was|are)|contrary to)\b",
         r"(?:不实|不實|谣言止于|謠言止於|事实查核|事實查核|查证|查證|毫无根据|毫無根據|没有证据|沒有證據|并非事实|並非事實|实际上是|實際上是|事实上|事實上|误导|誤導)",
     ],
