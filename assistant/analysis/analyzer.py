@@ -104,15 +104,19 @@ def phrase_spans(text: str, sentences: list[tuple[int, int]]) -> list[tuple[int,
     return pieces[: MAX_SEGMENTS * 2]
 
 
-def post_frames(frames, text: str) -> np.ndarray:
-    """A post's claim-frame hits: any clause's, and the whole text's when it is one sentence (as analysis does)."""
-    spans = segments(text)[:MAX_SEGMENTS]
-    found = np.zeros(len(frames.ids), dtype=np.float32)
-    for start, end in phrase_spans(text, spans):
-        found = np.maximum(found, frames.hits(text[start:end]))
-    if len(spans) <= 1:
+def frame_hits(frames, text: str, sentences: list[tuple[int, int]], pieces: list[tuple[int, int]]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Claim-frame hits of a post (any clause's, and the whole text's when it is one sentence) and of each clause."""
+    per_piece = [frames.hits(text[start:end]) for start, end in pieces]
+    found = np.max(np.vstack(per_piece), axis=0) if per_piece else np.zeros(len(frames.ids), dtype=np.float32)
+    if len(sentences) <= 1:
         found = np.maximum(found, frames.hits(text))
-    return found
+    return found, per_piece
+
+
+def post_frames(frames, text: str) -> np.ndarray:
+    """A post's claim-frame hits, as analysis finds them (fitting uses this for the training posts)."""
+    sentences = segments(text)[:MAX_SEGMENTS]
+    return frame_hits(frames, text, sentences, phrase_spans(text, sentences))[0]
 
 
 class CitationBook:
@@ -223,30 +227,27 @@ class Analyzer:
         phrase model (see NarrativeMatcher.score_phrases), which picks the phrases that carry a match.
         """
         notices = notices or [[] for _ in texts]
-        prepared, posts, post_markers, post_frames = [], [], [], []
-        phrase_texts, phrase_markers, phrase_frames, owners = [], [], [], []
+        prepared, posts, post_markers, post_found = [], [], [], []
+        phrase_texts, phrase_markers, phrase_frames = [], [], []
         frames = self.matcher.frames
-        for index, text in enumerate(texts):
+        for text in texts:
             normal = normalise(text)
             spans = segments(normal.text)[:MAX_SEGMENTS]
             pieces = phrase_spans(normal.text, spans)
             whole, within = self.matcher.markers.hits_within(normal.text, pieces)
-            found = np.zeros(len(self.matcher.ids), dtype=np.float32)
-            for start, end in pieces:
-                hits = frames.hits(normal.text[start:end]) if frames is not None else np.zeros_like(found)
-                phrase_frames.append(hits)
-                found = np.maximum(found, hits)
-            if frames is not None and len(spans) <= 1:  # a one-sentence post: its clauses together
-                found = np.maximum(found, frames.hits(normal.text))
+            if frames is not None:
+                found, per_piece = frame_hits(frames, normal.text, spans, pieces)
+            else:
+                found, per_piece = np.zeros(len(self.matcher.ids), dtype=np.float32), [np.zeros(len(self.matcher.ids), dtype=np.float32)] * len(pieces)
             prepared.append((text, normal, pieces, len(phrase_texts)))
             posts.append(normal.text)
             post_markers.append(whole)
-            post_frames.append(found)
+            post_found.append(found)
             phrase_texts += [normal.text[s:e] for s, e in pieces]
             phrase_markers += list(within)
-            owners += [index] * len(pieces)
+            phrase_frames += per_piece
         vectors = self.embeddings.encode(posts, normalised=True)
-        inputs = self.matcher.inputs(posts, np.vstack(post_markers), np.vstack(post_frames))
+        inputs = self.matcher.inputs(posts, np.vstack(post_markers), np.vstack(post_found))
         # The examples table holds the matcher's reference examples: one product serves the features and the
         # nearest-example evidence.
         semantic = np.asarray(vectors, dtype=np.float32) @ self.examples.vectors.T if len(self.examples.ids) else None

@@ -404,7 +404,6 @@ class NarrativeMatcher:
             self.claim_vectors = np.zeros((1, self.reference.shape[1]), np.float32)
             self.claim_labels = np.array([-1])
         J = len(self.ids)
-        self.short_letters = 12
         pairs = self.pair_features(vectors, inputs, leave_out=True)
         phrases = self.phrase_features(inputs, leave_out=True)
         y = np.array([[1 if narrative in labels else 0 for narrative in self.ids] for labels in gold])
