@@ -115,7 +115,7 @@ class LLMSettings(BaseModel):
         description="'auto': use the LLM when OPENAI_API_KEY or OPENAI_BASE_URL is set; 'offline': never; 'llm': always try.",
     )
     model: str = Field("gpt-4o-mini", description="Chat model name sent to the OpenAI-compatible endpoint.")
-    temperature: float = Field(0.2, ge=0, le=2)
+    temperature: float = Field(0.2, ge=0, le=2, description="sampling temperature of the LLM writer (low: answers keep close to the cited passages)")
     connect_timeout_s: float = Field(3.0, gt=0, description="Time allowed to connect to the endpoint.")
     read_timeout_s: float = Field(
         8.0, gt=0, description="Longest wait for the next piece of the answer before falling back to offline."
