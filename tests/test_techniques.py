@@ -317,7 +317,13 @@ def test_fitted_model_reads_chinese_and_round_trips(fitted, tmp_path):
         assert [(h.id, h.spans) for h in model.predict(text, v)] == [(h.id, h.spans) for h in again.predict(text, v)]
     report = model.metadata["report"]["registers"]
     assert report["post"]["cv_neutral_given_any_technique"] <= model.params["max_benign_fpr"]
-    assert 0.1 <= report["semeval"]["threshold"] <= 0.7
+    for register in ("semeval", "post"):
+        cuts = report[register]["threshold"]
+        shared = report[register]["shared_threshold"]
+        # one cut per technique, each within the grid and near the shared one
+        assert set(cuts) == set(model.columns[register])
+        assert all(0.1 <= c <= 0.7 and abs(c - shared) <= TechniqueModel.MAX_MOVE + 1e-9 for c in cuts.values())
+        assert report[register]["cv_micro_f1"] >= report[register]["shared_threshold_cv_micro_f1"]
 
 
 @needs_semeval

@@ -7,6 +7,8 @@ arrays. All trees are walked at once, one level per step, which takes well under
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 
 
@@ -15,6 +17,26 @@ class TreeEnsemble:
                  leaf: np.ndarray, value: np.ndarray, roots: np.ndarray, depth: int, baseline: float):
         self.feature, self.threshold, self.left, self.right = feature, threshold, left, right
         self.leaf, self.value, self.roots, self.depth, self.baseline = leaf, value, roots, depth, baseline
+
+    @cached_property
+    def _walk(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Tables for the walk: a node's two children side by side, right then left (kids[2 * node + goes_left]),
+        with leaves pointing at themselves both ways, so a step is the same four gathers for every tree; and the
+        roots ordered deepest tree first, with for each step the number of trees still walking (most trees are
+        shallow: this halves the time of walking all of them to the deepest one's depth)."""
+        me = np.arange(len(self.leaf))
+        kids = np.stack([np.where(self.leaf, me, self.right), np.where(self.leaf, me, self.left)], 1).ravel()
+        level = np.zeros(len(self.leaf), dtype=np.int64)
+        inner = np.flatnonzero(~self.leaf)
+        for _ in range(self.depth):  # each pass sets one more level right: children one below their parent
+            level[self.left[inner]] = level[inner] + 1
+            level[self.right[inner]] = level[inner] + 1
+        tree = np.searchsorted(self.roots, me, side="right") - 1
+        tree_depth = np.zeros(len(self.roots), dtype=np.int64)
+        np.maximum.at(tree_depth, tree, level)
+        order = np.argsort(-tree_depth, kind="stable")
+        walking = np.array([(tree_depth > d).sum() for d in range(self.depth)], dtype=np.int64)
+        return kids, np.where(self.leaf, 0, self.feature), self.roots[order], walking
 
     @classmethod
     def from_sklearn(cls, model) -> "TreeEnsemble":
@@ -42,13 +64,12 @@ class TreeEnsemble:
         if len(x) == 0:
             return np.zeros(0)
         rows = np.arange(len(x))[:, None]
-        node = np.broadcast_to(self.roots, (len(x), len(self.roots))).copy()
-        for _ in range(self.depth):
-            inner = ~self.leaf[node]
-            if not inner.any():
-                break
-            go_left = x[rows, self.feature[node]] <= self.threshold[node]
-            node = np.where(inner, np.where(go_left, self.left[node], self.right[node]), node)
+        kids, feature, roots, walking = self._walk
+        threshold = self.threshold
+        node = np.broadcast_to(roots, (len(x), len(roots))).copy()
+        for count in walking:
+            part = node[:, :count]
+            node[:, :count] = kids[2 * part + (x[rows, feature[part]] <= threshold[part])]
         return self.baseline + self.value[node].sum(axis=1)
 
     @classmethod
