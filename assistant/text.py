@@ -73,16 +73,42 @@ def normalise(text: str) -> NormalisedText:
     """
     out: list[str] = []
     origin: list[int] = []
+    fold = _folded_positions(text)
     for index, char in enumerate(text):
         if char in ZERO_WIDTH or _CONTROL.match(char):
             continue
-        folded = unicodedata.normalize("NFKC", char).translate(HOMOGLYPHS)
+        folded = unicodedata.normalize("NFKC", char)
+        if index in fold:
+            folded = folded.translate(HOMOGLYPHS)
         for piece in folded:
             if piece in ZERO_WIDTH:
                 continue
             out.append(piece)
             origin.append(index)
     return NormalisedText(original=text, text="".join(out), origin=tuple(origin))
+
+
+_FOREIGN = re.compile(r"[\u0370-\u03ff\u0400-\u052f]")  # Greek and Cyrillic letters
+_WORD = re.compile(r"[^\W_]+(?:[\u00ad\u200b-\u200d\u2060\ufeff][^\W_]+)*")
+_LATIN_LETTER = re.compile(r"[A-Za-z\u00c0-\u024f]")
+
+
+def _folded_positions(text: str) -> set[int]:
+    """Where look-alike letters are folded to Latin: inside a word that mixes them with Latin letters ("Xіnjiang"),
+    and, in a text written with no genuine Greek or Cyrillic letter, inside any word (a spoof made of look-alikes
+    only). A Russian or Greek text keeps its own words: "Санкции" must not become "Caнkции"."""
+    if not _FOREIGN.search(text):
+        return set()
+    genuine = any(_FOREIGN.match(c) and c not in _HOMOGLYPH_KEYS for c in text)
+    positions: set[int] = set()
+    for match in _WORD.finditer(text):
+        word = match.group()
+        if _FOREIGN.search(word) and (not genuine or _LATIN_LETTER.search(word)):
+            positions.update(range(match.start(), match.end()))
+    return positions
+
+
+_HOMOGLYPH_KEYS = frozenset(chr(code) for code in HOMOGLYPHS)
 
 
 def clean(text: str) -> str:

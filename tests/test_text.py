@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from assistant.text import normalise, segments
+from assistant.text import clean, normalise, segments
 
 
 def test_zero_width_and_homoglyphs_are_folded():
@@ -35,3 +35,11 @@ def test_original_span_always_lands_inside_the_post(text):
     if normal.text:
         start, end = normal.original_span(0, len(normal.text))
         assert 0 <= start < end <= len(text)
+
+
+def test_look_alikes_fold_only_where_they_disguise_latin():
+    # A Russian text keeps its words; a Latin word disguised with Cyrillic letters inside it is still folded.
+    assert clean("Санкции против России") == "Санкции против России"
+    assert clean("Санкции и Хіnјіаng") == "Санкции и Xinjiang"
+    # A text written with look-alike letters only (no genuine Cyrillic) is folded throughout.
+    assert clean("Хіnјіаng соttоn") == "Xinjiang cotton"
