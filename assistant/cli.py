@@ -1,4 +1,8 @@
-"""The `narrative-lens` command: thin wrappers over `Assistant`, errors as one-line messages."""
+"""The `narrative-lens` command: thin wrappers over `Assistant`, errors as one-line messages.
+
+Every command catches `NarrativeLensError` (assistant/errors.py) and prints `error: <message>` on standard
+error, exiting with the error's `exit_code` (2: an input or option was refused, 1: an operation failed).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,13 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn
 
-from .api import Assistant, NarrativeLensError
+from .api import Assistant
 from .corpus import load_knowledge_base, validate
-from .index import IndexWriteError, StoreUnavailable, describe
-from .ingest import IngestError
+from .errors import IndexWriteError, IngestError, NarrativeLensError, StoreUnavailable
+from .index import describe
 from .settings import Settings
 
 app = typer.Typer(
@@ -27,8 +32,19 @@ err = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    # The message is escaped: a file name or regex with [brackets] is printed as it is, not read as markup.
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def _fail_on(error: NarrativeLensError, suffix: str = "") -> None:
+    _fail(f"{error}{suffix}", error.exit_code)
+
+
+def _os_message(error: OSError) -> str:
+    """An OSError as a user reads it: "Permission denied: /path", without errno noise."""
+    reason = error.strerror or str(error)
+    return f"{reason}: {error.filename}" if error.filename else reason
 
 
 @app.callback()
@@ -73,9 +89,9 @@ def ask(
     try:
         answer = _assistant(ctx).ask(post, mode=mode)
     except NarrativeLensError as error:
-        _fail(str(error), code=2)
-    except (StoreUnavailable, IngestError) as error:
-        _fail(str(error))
+        _fail_on(error)
+    except OSError as error:  # the data directory cannot be written, for instance
+        _fail(_os_message(error))
     if json_output:
         sys.stdout.write(answer.model_dump_json(indent=2) + "\n")
     else:
@@ -121,9 +137,13 @@ def ingest(
             task = progress.add_task("indexing", total=None)
             report = assistant.ingest(paths, source_id=source, title=title, progress=lambda n: progress.advance(task, n))
     except (IngestError, StoreUnavailable) as error:
-        _fail(f"{error}; the index was not changed")
-    except (IndexWriteError, OSError) as error:
-        _fail(f"{error}; the previous index is still in use")
+        _fail_on(error, "; the index was not changed")
+    except IndexWriteError as error:
+        _fail_on(error, "; the previous index is still in use")
+    except NarrativeLensError as error:
+        _fail_on(error)
+    except OSError as error:
+        _fail(f"{_os_message(error)}; the previous index is still in use")
     typer.echo(
         f"indexed {len(paths)} file(s): {report.counts.get('passages', 0)} passages in the index "
         f"({report.embedded} newly embedded) in {report.seconds:.1f}s"
@@ -141,10 +161,12 @@ def index(
         with _progress() as progress:
             task = progress.add_task("indexing", total=None)
             report = assistant.build_index(force=rebuild, progress=lambda n: progress.advance(task, n))
-    except StoreUnavailable as error:
-        _fail(str(error))
-    except (IndexWriteError, OSError) as error:
-        _fail(f"{error}; the previous index is still in use")
+    except IndexWriteError as error:
+        _fail_on(error, "; the previous index is still in use")
+    except NarrativeLensError as error:
+        _fail_on(error)
+    except OSError as error:
+        _fail(f"{_os_message(error)}; the previous index is still in use")
     state = "built" if report.changed else "up to date"
     counts = ", ".join(f"{v} {k}" for k, v in report.counts.items())
     typer.echo(f"index {state} in {describe(assistant.settings)}: {counts}; {report.embedded} embedded, {report.seconds:.1f}s")
@@ -161,7 +183,7 @@ def eval_command(
     workers: Annotated[int, typer.Option(help="Offline eval spread over this many processes.")] = 1,
 ) -> None:
     """Score the assistant on labelled posts: F1, top-1, benign false positives, citations, latency."""
-    from .evaluation import DatasetError, cross_validate, evaluate, evaluate_parallel, load_dataset
+    from .evaluation import cross_validate, evaluate, evaluate_parallel, load_dataset
     from .evaluation.report import write_report
 
     if mode not in ("offline", "llm"):
@@ -177,8 +199,8 @@ def eval_command(
     known = None if cv else set(assistant.kb.narratives)
     try:
         examples = load_dataset(dataset, known)
-    except DatasetError as error:
-        _fail(str(error), code=2)
+    except NarrativeLensError as error:
+        _fail_on(error)
     labels = sorted({n for e in examples for n in e.narratives} | (set() if cv else set(assistant.kb.narratives)))
     show = not json_output and sys.stderr.isatty() or len(examples) >= 200
     try:
@@ -192,21 +214,32 @@ def eval_command(
                 summary, answers = evaluate_parallel(ctx.obj, examples, labels, workers, progress=advance)
             else:
                 summary, answers = evaluate(assistant, examples, labels, progress=advance, mode=mode)
-    except (ValueError, StoreUnavailable) as error:
-        _fail(str(error), code=2)
+    except NarrativeLensError as error:
+        _fail_on(error)
+    except OSError as error:
+        _fail(_os_message(error))
     summary["mode"] = mode
     summary["dataset"] = str(dataset)
+    failed = summary["errors"]
+    if failed["n"]:
+        first = failed["examples"][0]
+        err.print(
+            f"warning: {failed['n']} example(s) ended in an error and were not scored (first, {first['id']}: {first['error']})",
+            highlight=False, markup=False, soft_wrap=True,
+        )
     if out:
         title = f"Narrative Lens eval: {dataset.name} ({mode}{', ' + str(cv) + '-fold CV' if cv else ''})"
         written = write_report(out, summary, examples, answers, title)
         err.print(f"report written to {out} ({', '.join(p.name for p in written)})", highlight=False)
     if json_output:
         sys.stdout.write(json.dumps(summary, ensure_ascii=False) + "\n")
-        return
-    from .evaluation.report import metric_rows
+    else:
+        from .evaluation.report import metric_rows
 
-    for name, value in metric_rows(summary):
-        typer.echo(f"{name:<28} {value}")
+        for name, value in metric_rows(summary):
+            typer.echo(f"{name:<28} {value}")
+    if failed["n"] and not summary["n"]:
+        raise typer.Exit(1)  # every example failed: nothing was scored
 
 
 @app.command("eval-techniques")
@@ -217,7 +250,6 @@ def eval_techniques(
     spans: Annotated[bool, typer.Option("--spans", help="Also score task-2 style spans on the matching *_task2.txt file.")] = False,
 ) -> None:
     """Score technique detection on SemEval-2021 Task 6, beside baselines computed on the same file."""
-    from .evaluation import DatasetError
     from .evaluation.techniques import format_table, score_spans, score_techniques
 
     assistant = _assistant(ctx)
@@ -227,10 +259,8 @@ def eval_techniques(
         if spans:
             task2 = path.with_name(path.name.replace("_task1", "_task2"))
             span_result = score_spans(assistant, task2)
-    except DatasetError as error:
-        _fail(str(error), code=2)
-    except StoreUnavailable as error:
-        _fail(str(error))
+    except NarrativeLensError as error:
+        _fail_on(error)
     if json_output:
         if span_result is not None:
             result = {**result, "spans": span_result}
@@ -254,9 +284,7 @@ def serve(
         typer.echo(f"Narrative Lens is starting on http://{host}:{port} ...")
         run_server(assistant, host=host, port=port, auth=auth)
     except NarrativeLensError as error:
-        _fail(str(error), code=2)
-    except StoreUnavailable as error:
-        _fail(str(error))
+        _fail_on(error)
     except OSError as error:
         _fail(f"cannot listen on {host}:{port}: {error.strerror or error}")
 

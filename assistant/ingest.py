@@ -16,14 +16,11 @@ from pathlib import Path
 from langchain_core.documents import Document
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
+from .errors import IngestError  # noqa: F401  (raised here; also imported from this module)
 from .settings import IndexSettings
 
 SUPPORTED = (".pdf", ".md", ".markdown", ".txt", ".html", ".htm")
 MAX_FILE_BYTES = 200 * 1024 * 1024
-
-
-class IngestError(Exception):
-    """A file that cannot be ingested; the message names the file and the reason."""
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ..errors import DatasetError
 
-class DatasetError(Exception):
-    """A dataset that cannot be evaluated; the message lists every problem."""
+__all__ = ["DatasetError", "EvalExample", "load_dataset"]
 
 
 class EvalExample(BaseModel):

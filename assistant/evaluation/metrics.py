@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
 BENIGN = "(benign)"
 NONE = "(none)"
+ERROR_EXAMPLES = 5  # how many error messages the metrics keep
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Prediction:
     source: str | None = None  # where the dataset says the post came from (for breakdowns)
     lang: str | None = None
     length: int = 0
+    error: str | None = None  # the user-facing error that stopped this example; such examples are not scored
 
 
 def _f1(tp: int, fp: int, fn: int) -> tuple[float | None, float | None, float | None]:
@@ -129,9 +131,19 @@ def confusion(predictions: list[Prediction], labels: list[str]) -> dict:
     return {"rows": rows, "columns": columns, "matrix": matrix}
 
 
+def error_metrics(predictions: list[Prediction], limit: int = ERROR_EXAMPLES) -> dict:
+    """Examples that ended in an error: counted here, and left out of every score."""
+    failed = [p for p in predictions if p.error is not None]
+    return {"n": len(failed), "examples": [{"id": p.id, "error": p.error} for p in failed[:limit]]}
+
+
 def summarise(predictions: list[Prediction], labels: list[str], wall_seconds: float, threshold: float = 0.5) -> dict:
+    """The metrics over the examples that were answered; those that ended in an error are counted under "errors"
+    (and "n" counts only the answered ones), so a failure never reads as a wrong prediction."""
     from .calibration import breakdowns, calibration, score_distribution, tradeoff
 
+    errors = error_metrics(predictions)
+    predictions = [p for p in predictions if p.error is None]
     judged = [p.faithfulness for p in predictions if p.faithfulness is not None]
     return {
         "calibration": calibration(predictions),
@@ -139,6 +151,7 @@ def summarise(predictions: list[Prediction], labels: list[str], wall_seconds: fl
         "score_distribution": score_distribution(predictions),
         "breakdowns": breakdowns(predictions, threshold),
         "n": len(predictions),
+        "errors": errors,
         "narratives": narrative_metrics(predictions, labels),
         "abstention": abstention_metrics(predictions),
         "tactics": tactic_metrics(predictions),

@@ -93,7 +93,12 @@ def _png(fig) -> bytes:
 
 def worst_errors(summary: dict, examples: list[EvalExample], answers: list[Answer | None], limit: int = 10) -> list[dict]:
     errors = []
-    for row, example, answer in zip(summary["per_example"], examples, answers):
+    # per_example leaves out the examples that ended in an error, so rows are matched to examples by id.
+    by_id = {example.id: (example, answer) for example, answer in zip(examples, answers)}
+    for row in summary["per_example"]:
+        if row["id"] not in by_id:
+            continue
+        example, answer = by_id[row["id"]]
         wrong = (row["gold"] and row["top1_correct"] is False) or (not row["gold"] and row["predicted"])
         if wrong:
             errors.append(
@@ -113,8 +118,10 @@ def worst_errors(summary: dict, examples: list[EvalExample], answers: list[Answe
 
 def metric_rows(summary: dict) -> list[tuple[str, str]]:
     n = summary["narratives"]
+    failed = summary.get("errors", {}).get("n", 0)
     return [
         ("examples", _fmt(summary["n"])),
+        ("errors (not scored)", _fmt(failed)),
         ("top-1 accuracy", _fmt(n["top1_accuracy"])),
         ("narrative micro-F1", _fmt(n["micro_f1"])),
         ("narrative macro-F1", _fmt(n["macro_f1"])),
@@ -143,6 +150,19 @@ def _faithfulness(summary: dict) -> str:
     )
 
 
+def error_lines(summary: dict) -> list[str]:
+    """The examples that ended in an error: counted, never scored as wrong predictions."""
+    errors = summary.get("errors") or {"n": 0, "examples": []}
+    if not errors["n"]:
+        return []
+    lines = ["", "## Examples that ended in an error", "",
+             f"{errors['n']} example(s) could not be answered; they are left out of every score above.", ""]
+    lines += [f"- {e['id']}: {e['error']}" for e in errors["examples"]]
+    if errors["n"] > len(errors["examples"]):
+        lines.append(f"- ... and {errors['n'] - len(errors['examples'])} more")
+    return lines
+
+
 def breakdown_lines(summary: dict) -> list[str]:
     lines = []
     for field, table in summary.get("breakdowns", {}).items():
@@ -162,6 +182,7 @@ def markdown_report(summary: dict, errors: list[dict], title: str) -> str:
         lines.append(
             f"| {label} | {_fmt(row['precision'])} | {_fmt(row['recall'])} | {_fmt(row['f1'])} | {row['support']} | {row['predicted']} |"
         )
+    lines += error_lines(summary)
     lines += breakdown_lines(summary)
     lines += ["", "## Top-1 against false positives", "", "| threshold | benign FPR | top-1 |", "|---|---|---|"]
     lines += [f"| {_fmt(c['threshold'])} | {_fmt(c['benign_fpr'])} | {_fmt(c['top1'])} |" for c in summary.get("tradeoff", [])]
@@ -212,6 +233,13 @@ def html_report(summary: dict, errors: list[dict], title: str, confusion: bytes,
         f"<pre>{esc(e['text'])}</pre><details><summary>Explanation given</summary><pre>{esc(e['explanation'])}</pre></details></section>"
         for e in errors
     ) or "<p>None.</p>"
+    failed = summary.get("errors") or {"n": 0, "examples": []}
+    failed_html = (
+        f"<h2>Examples that ended in an error</h2><p>{failed['n']} example(s) could not be answered; "
+        "they are left out of every score above.</p><ul>"
+        + "".join(f"<li>{esc(e['id'])}: {esc(e['error'])}</li>" for e in failed["examples"])
+        + "</ul>"
+    ) if failed["n"] else ""
 
     def img(data: bytes, alt: str) -> str:
         return f'<img alt="{alt}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
@@ -223,6 +251,7 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;te
 pre{{white-space:pre-wrap;background:#f6f6f6;padding:8px}}img{{max-width:100%}}</style></head>
 <body><h1>{esc(title)}</h1><table>{metric_html}</table>
 <h2>Per narrative</h2><table><tr><th>narrative</th><th>precision</th><th>recall</th><th>F1</th><th>support</th><th>predicted</th></tr>{per}</table>
+{failed_html}
 <h2>Plots</h2>{img(confusion, "Confusion matrix")}{img(scores, "Score distribution")}{img(reliability, "Reliability and trade-off")}
 <h2>Worst errors</h2>{error_html}</body></html>
 """

@@ -1,4 +1,8 @@
-"""Runs an assistant over a labelled dataset; k-fold cross-validation on the dataset's own labels."""
+"""Runs an assistant over a labelled dataset; k-fold cross-validation on the dataset's own labels.
+
+A post that ends in a user-facing error (`NarrativeLensError`, an empty post for instance) is recorded as an
+error and counted apart from the scores; any other exception is a bug and stops the run.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from pathlib import Path
 from ..api import Answer, Assistant
 from ..corpus import Example, KnowledgeBase, NarrativeCard
 from ..corpus.models import Markers, Seen
+from ..errors import DatasetError, InvalidInput, NarrativeLensError
 from ..explain import check_citations
 from ..settings import Settings
 from .dataset import EvalExample
@@ -24,10 +29,19 @@ BATCH = 32
 LATENCY_SAMPLE = 100
 
 
-def _prediction(example: EvalExample, answer: Answer | None, elapsed_ms: float, faithful: Faithfulness | None = None) -> Prediction:
+def _describe(error: NarrativeLensError) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def _prediction(
+    example: EvalExample, answer: Answer | NarrativeLensError, elapsed_ms: float, faithful: Faithfulness | None = None
+) -> Prediction:
+    """The prediction for one answer; for an error, a record that the metrics count apart and do not score."""
     about = {"source": example.source, "lang": example.lang, "length": len(example.text)}
-    if answer is None:
-        return Prediction(example.id, example.narratives, [], 0.0, example.tactics, [], 0, 0, elapsed_ms, **about)
+    if isinstance(answer, NarrativeLensError):
+        return Prediction(
+            example.id, example.narratives, [], 0.0, example.tactics, [], 0, 0, elapsed_ms, error=_describe(answer), **about
+        )
     best = answer.narratives[0] if answer.narratives else (answer.candidates[0] if answer.candidates else None)
     check = check_citations(answer.answer, {c.id for c in answer.citations})
     return Prediction(
@@ -52,13 +66,29 @@ def predict(assistant: Assistant, example: EvalExample, mode: str = "offline") -
     started = time.perf_counter()
     try:
         answer = assistant.ask(example.text, mode=mode)
-    except Exception:  # an example that cannot be answered counts as no prediction
-        return _prediction(example, None, (time.perf_counter() - started) * 1000), None
+    except NarrativeLensError as error:  # recorded as an error, not scored; anything else is a bug and propagates
+        return _prediction(example, error, (time.perf_counter() - started) * 1000), None
     elapsed = (time.perf_counter() - started) * 1000
     faithful = None
     if mode == "llm" and answer.mode == "llm":
         faithful = faithfulness(answer, assistant.embeddings, assistant.writer if assistant.settings.llm.judge_faithfulness else None)
     return _prediction(example, answer, elapsed, faithful), answer
+
+
+def _answer_batch(assistant: Assistant, texts: list[str]) -> list[Answer | NarrativeLensError]:
+    """Offline answers in one pass; when a post ends in a user-facing error, the batch is answered post by post so
+    that only that post is recorded as an error."""
+    try:
+        return list(assistant.ask_many(texts))
+    except NarrativeLensError:
+        pass
+    results: list[Answer | NarrativeLensError] = []
+    for text in texts:
+        try:
+            results.append(assistant.ask(text, mode="offline"))
+        except NarrativeLensError as error:
+            results.append(error)
+    return results
 
 
 def evaluate(
@@ -86,24 +116,24 @@ def evaluate(
         for offset in range(0, len(examples), BATCH):
             batch = examples[offset : offset + BATCH]
             batch_started = time.perf_counter()
-            try:
-                batch_answers: list[Answer | None] = list(assistant.ask_many([e.text for e in batch]))
-            except Exception:  # one unanswerable post must not sink the batch
-                batch_answers = [predict(assistant, e)[1] for e in batch]
+            batch_answers = _answer_batch(assistant, [e.text for e in batch])
             per_post = (time.perf_counter() - batch_started) * 1000 / len(batch)
             for example, answer in zip(batch, batch_answers):
                 predictions.append(_prediction(example, answer, per_post))
-                answers.append(answer)
+                answers.append(None if isinstance(answer, NarrativeLensError) else answer)
             if progress:
                 progress(len(batch))
     wall = time.perf_counter() - started
     summary = summarise(predictions, labels, wall, assistant.analyzer.matcher.threshold)
     if mode != "llm":
         # Single-post latency, as a user pasting one post sees it.
-        sample = [predict(assistant, e)[0].latency_ms for e in examples[:LATENCY_SAMPLE]]
-        summary["latency_ms"].update(
-            {"p50": round(float(np.percentile(sample, 50)), 2), "p95": round(float(np.percentile(sample, 95)), 2), "sample": len(sample)}
-        )
+        failed = {p.id for p in predictions if p.error is not None}
+        timed = [predict(assistant, e)[0] for e in examples[:LATENCY_SAMPLE] if e.id not in failed]
+        sample = [p.latency_ms for p in timed if p.error is None]
+        if sample:
+            summary["latency_ms"].update(
+                {"p50": round(float(np.percentile(sample, 50)), 2), "p95": round(float(np.percentile(sample, 95)), 2), "sample": len(sample)}
+            )
     summary["threshold"] = assistant.analyzer.matcher.threshold
     return summary, answers
 
@@ -114,13 +144,15 @@ _worker_assistant: Assistant | None = None
 def _start_worker(settings: Settings) -> None:
     global _worker_assistant  # one Assistant per worker process, built once
     _worker_assistant = Assistant(settings)
-    _worker_assistant.analyzer
+    _worker_assistant.prepare()
 
 
-def _answer_chunk(texts: list[str]) -> tuple[list[dict], float]:
+def _answer_chunk(texts: list[str]) -> tuple[list[dict | NarrativeLensError], float]:
+    """Answers as JSON; a post that ended in a user-facing error as the error itself (it pickles)."""
     started = time.perf_counter()
-    answers = _worker_assistant.ask_many(texts)
-    return [a.model_dump(mode="json") for a in answers], time.perf_counter() - started
+    answers = _answer_batch(_worker_assistant, texts)
+    dumped = [a if isinstance(a, NarrativeLensError) else a.model_dump(mode="json") for a in answers]
+    return dumped, time.perf_counter() - started
 
 
 def evaluate_parallel(
@@ -143,9 +175,9 @@ def evaluate_parallel(
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(settings,)) as pool:
         for chunk, (dumped, seconds) in zip(chunks, pool.map(_answer_chunk, [[e.text for e in c] for c in chunks])):
             for example, data in zip(chunk, dumped):
-                answer = Answer.model_validate(data)
+                answer = data if isinstance(data, NarrativeLensError) else Answer.model_validate(data)
                 predictions.append(_prediction(example, answer, seconds * 1000 / len(chunk)))
-                answers.append(answer)
+                answers.append(None if isinstance(answer, NarrativeLensError) else answer)
             if progress:
                 progress(len(chunk))
     wall = time.perf_counter() - started
@@ -192,24 +224,33 @@ def cross_validate(
     from sklearn.model_selection import StratifiedKFold
 
     if k < 2 or k > len(examples):
-        raise ValueError(f"--cv needs 2 <= K <= the number of examples ({len(examples)})")
+        raise InvalidInput(f"--cv needs 2 <= K <= the number of examples ({len(examples)}), got {k}")
     strata = [e.narratives[0] if e.narratives else "" for e in examples]
     counts = {s: strata.count(s) for s in strata}
     strata = [s if counts[s] >= k else "rare" for s in strata]
     splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    splits = list(splitter.split(np.zeros(len(examples)), strata))
+    for fold, (train_idx, _) in enumerate(splits):  # checked before any fold is fitted
+        carrying = sum(1 for i in train_idx if examples[i].narratives)
+        if carrying < 2 or len(train_idx) - carrying < 2:
+            raise DatasetError(
+                f"fold {fold + 1} of {k} would train on {carrying} post(s) with a narrative and {len(train_idx) - carrying} "
+                "benign one(s); the matcher needs at least two of each: add posts, or use a smaller --cv"
+            )
     base = Assistant(settings).kb
     fold_predictions: list[tuple[int, Prediction, Answer | None]] = []
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="narrative-lens-cv-") as scratch:
-        for fold, (train_idx, test_idx) in enumerate(splitter.split(np.zeros(len(examples)), strata)):
+        for fold, (train_idx, test_idx) in enumerate(splits):
             fold_settings = settings.model_copy(update={"data_dir": Path(scratch) / f"fold-{fold}", "chroma_url": None})
             kb = _cv_knowledge_base(base, [examples[i] for i in train_idx], labels)
             assistant = Assistant(fold_settings, kb=kb)
-            assistant.analyzer
+            assistant.prepare()
             fold = [examples[i] for i in test_idx]
-            fold_answers = assistant.ask_many([e.text for e in fold])
+            fold_answers = _answer_batch(assistant, [e.text for e in fold])
             for i, example, answer in zip(test_idx, fold, fold_answers):
-                fold_predictions.append((int(i), _prediction(example, answer, 0.0), answer))
+                kept = None if isinstance(answer, NarrativeLensError) else answer
+                fold_predictions.append((int(i), _prediction(example, answer, 0.0), kept))
             if progress:
                 progress(len(fold))
     wall = time.perf_counter() - started

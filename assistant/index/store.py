@@ -7,15 +7,10 @@ from urllib.parse import urlparse
 import chromadb
 from chromadb.config import Settings as ChromaSettings
 
+from ..errors import IndexWriteError, StoreUnavailable
 from ..settings import Settings
 
-
-class StoreUnavailable(Exception):
-    """The Chroma server cannot be reached (or the local store cannot be opened)."""
-
-
-class IndexWriteError(Exception):
-    """Writing a new index generation failed (a full disk, for instance); the previous one is untouched."""
+__all__ = ["IndexWriteError", "StoreUnavailable", "describe", "make_client"]
 
 
 def _chroma_settings() -> ChromaSettings:
