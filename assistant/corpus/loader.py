@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from .models import Example, NarrativeCard, SourceRecord, TacticCard
+from .models import Campaign, Example, NarrativeCard, SourceRecord, TacticCard
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -39,6 +39,8 @@ class KnowledgeBase:
     examples: list[Example] = field(default_factory=list)
     # Named term groups that claim frames refer to as "@name" (corpus/concepts.yaml)
     concepts: dict[str, list[str]] = field(default_factory=dict)
+    # What the knowledge base covers: names, languages, attribution words (corpus/campaign.yaml; neutral if absent)
+    campaign: Campaign = field(default_factory=Campaign)
     problems: list[Problem] = field(default_factory=list)
     # Where each record came from, for error messages: (kind, id) -> (file, line)
     origins: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
@@ -164,6 +166,28 @@ def load_examples(path: Path, display: str, split: str | None = None) -> tuple[l
     return examples, problems
 
 
+def load_campaign(path: Path, display: str) -> tuple[Campaign | None, list[Problem]]:
+    """corpus/campaign.yaml: a plain YAML mapping (no front matter)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        node = yaml.compose(text, Loader=SAFE_LOADER)
+        data = yaml.load(text, Loader=SAFE_LOADER)
+    except (OSError, UnicodeDecodeError) as error:
+        return None, [Problem(display, 1, f"cannot read file: {error}")]
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        return None, [Problem(display, (mark.line + 1) if mark else 1, f"invalid YAML: {getattr(error, 'problem', error)}")]
+    if data is None:
+        return Campaign(), []
+    if not isinstance(data, dict):
+        return None, [Problem(display, 1, "expected a mapping of fields")]
+    lines = _key_lines(node) if node is not None else {}
+    try:
+        return Campaign.model_validate(data), []
+    except ValidationError as error:
+        return None, _validation_problems(error, display, lines, 0)
+
+
 def _display(path: Path, root: Path) -> str:
     try:
         return str(path.relative_to(root.parent))
@@ -212,6 +236,12 @@ def load_knowledge_base(corpus_dir: Path, extra_example_files: tuple[Path, ...] 
                 kb.problems.append(Problem("concepts.yaml", 1, "expected a mapping of names to lists of terms"))
             else:
                 kb.concepts = {k: list(v) for k, v in data.items()}
+    campaign_file = corpus_dir / "campaign.yaml"
+    if campaign_file.is_file():
+        campaign, problems = load_campaign(campaign_file, _display(campaign_file, corpus_dir))
+        kb.problems.extend(problems)
+        if campaign is not None:
+            kb.campaign = campaign
     example_files = [(path, "train") for path in sorted((corpus_dir / "examples").glob("*.jsonl"))]
     evals_dir = corpus_dir.parent / "evals"
     for split in ("dev", "test"):

@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 ID_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 LANGS = ("en", "zh-Hans", "zh-Hant", "mixed")
+# A language tag as the corpus writes it ("en", "ru", "zh-Hans"); the shipped languages are LANGS, a campaign file
+# (corpus/campaign.yaml) names the others its cards and examples are written in.
+LANG_PATTERN = r"^(?:[a-z]{2,3}(?:-[A-Za-z]{2,4})?|mixed)$"
 PLATFORMS = (
     "x", "facebook", "youtube", "weibo", "instagram", "tiktok", "telegram", "news-site", "blog", "forum", "reddit",
     "other",
@@ -55,14 +58,28 @@ class Fact(Record):
 
 
 class Markers(Record):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # Languages beyond the three named fields ("ru", "fa", ...) are further keys, each a list of phrases.
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
 
     en: list[str] = []
     zh_hans: list[str] = Field([], alias="zh-Hans")
     zh_hant: list[str] = Field([], alias="zh-Hant")
 
+    @model_validator(mode="after")
+    def _other_languages(self) -> "Markers":
+        for key, value in (self.model_extra or {}).items():
+            if not re.match(LANG_PATTERN, key):
+                raise ValueError(f"marker language {key!r} is not a language tag like 'ru' or 'zh-Hans'")
+            if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+                raise ValueError(f"markers for {key!r} must be a list of phrases")
+        return self
+
+    def other(self) -> dict[str, list[str]]:
+        """Phrases in languages other than English and Chinese, by language tag."""
+        return {key: list(value) for key, value in (self.model_extra or {}).items()}
+
     def all(self) -> list[str]:
-        return [*self.en, *self.zh_hans, *self.zh_hant]
+        return [*self.en, *self.zh_hans, *self.zh_hant, *(p for phrases in self.other().values() for p in phrases)]
 
 
 class Seen(Record):
@@ -86,6 +103,63 @@ class NarrativeCard(Record):
     facts: list[Fact] = Field(min_length=1)
     sources: list[str] = Field(min_length=1)
     body: str = ""
+
+
+class CampaignName(Record):
+    """The campaign's display name by answer language; a language without its own name uses the English one."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    en: str = ""
+    zh: str = ""
+
+    @model_validator(mode="after")
+    def _other_languages(self) -> "CampaignName":
+        for key, value in (self.model_extra or {}).items():
+            if not re.match(LANG_PATTERN, key) or not isinstance(value, str):
+                raise ValueError(f"name.{key}: expected a language tag and a name")
+        return self
+
+    def get(self, lang: str) -> str:
+        named = {"en": self.en, "zh": self.zh, **(self.model_extra or {})}
+        return named.get(lang) or self.en
+
+
+class Campaign(Record):
+    """What the knowledge base covers (corpus/campaign.yaml): the names, languages and actor words that belong to
+    one campaign, not to the code. Without the file the assistant names no campaign."""
+
+    id: str = Field("", pattern=r"^(?:[a-z0-9]+(?:-[a-z0-9]+)*)?$")
+    # Shown in the answer's scope caveat ("covers known <name> narratives only"); empty: a campaign-free sentence.
+    name: CampaignName = CampaignName()
+    # Other names researchers use for the same operation (for readers, and for stance cues in a later change).
+    aliases: list[str] = []
+    # The language tags the cards and examples are written in (beyond LANGS, which the code always knows).
+    languages: list[str] = []
+    # Words that, in "this post is X propaganda", would attribute a post to this campaign's actor: "chinese",
+    # "ccp", 中共. Lower-case literals; the generic part of the check (propaganda, troll, bot, 水军) is in code.
+    attribution: list[str] = []
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _one_name(cls, value):
+        return {"en": value, "zh": value} if isinstance(value, str) else value
+
+    @field_validator("languages")
+    @classmethod
+    def _languages(cls, value: list[str]) -> list[str]:
+        for tag in value:
+            if not re.match(LANG_PATTERN, tag):
+                raise ValueError(f"{tag!r} is not a language tag like 'ru' or 'zh-Hans'")
+        return value
+
+    @field_validator("attribution", "aliases")
+    @classmethod
+    def _words(cls, value: list[str]) -> list[str]:
+        for word in value:
+            if not word.strip():
+                raise ValueError("empty word")
+        return value
 
 
 class Cues(Record):
@@ -150,7 +224,8 @@ class TacticSpan(Span):
 class Example(Record):
     id: str = Field(min_length=1)
     text: str = Field(min_length=1)
-    lang: Literal[LANGS] = "en"  # type: ignore[valid-type]
+    # One of LANGS or a language the campaign file names (checked by validate).
+    lang: str = Field("en", pattern=LANG_PATTERN)
     platform: str = "other"
     narratives: list[str] = []
     tactics: list[TacticSpan] = []

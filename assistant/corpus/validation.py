@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from .loader import KnowledgeBase, Problem
-from .models import PLATFORMS
+from .models import LANGS, PLATFORMS
 
 
 def _origin(kb: KnowledgeBase, kind: str, record_id: str) -> tuple[str, int]:
@@ -23,7 +23,13 @@ def validate(kb: KnowledgeBase) -> list[Problem]:
             loc = loc[:-1]
         problems.append(Problem(file, lines.get(loc, line) if loc else line, message))
 
+    languages = {*LANGS, *kb.campaign.languages}
     for card in kb.narratives.values():
+        if kb.campaign.id and card.campaign != kb.campaign.id:
+            report("narratives", card.id, f"campaign '{card.campaign}' is not the campaign.yaml id '{kb.campaign.id}'", ("campaign",))
+        for lang in card.markers.other():
+            if lang not in languages:
+                report("narratives", card.id, f"markers in '{lang}', a language campaign.yaml does not list", ("markers", lang))
         for index, tactic in enumerate(card.tactics):
             if tactic not in kb.tactics:
                 report("narratives", card.id, f"unknown tactic id '{tactic}' in tactics", ("tactics", index))
@@ -68,6 +74,8 @@ def validate(kb: KnowledgeBase) -> list[Problem]:
         for span in example.tactics:
             if span.id not in kb.tactics:
                 at_line(f"example '{example.id}': unknown tactic id '{span.id}'")
+        if example.lang not in languages:
+            at_line(f"example '{example.id}': language '{example.lang}' is not one of {', '.join(sorted(languages))} (campaign.yaml lists the others)")
         if example.platform not in PLATFORMS:
             at_line(f"example '{example.id}': unknown platform '{example.platform}' (one of {', '.join(PLATFORMS)})")
         key = " ".join(example.text.split()).casefold()

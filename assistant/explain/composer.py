@@ -36,7 +36,9 @@ PHRASES = {
         "related": "### Related report passages",
         "passage": "- {title}, {locator}: {text} {cite}",
         "caveat": "_Matching a narrative describes what the post says, not who wrote it: it is not proof that the post or its author is part of an influence operation. Attribution needs behavioural evidence (accounts, timing, networks) that a single post cannot give._",
-        "caveat_none": "_No match does not make a post accurate, and a match would not prove who wrote it. The knowledge base covers known Spamouflage narratives only._",
+        "caveat_none": "_No match does not make a post accurate, and a match would not prove who wrote it. {scope}_",
+        "scope": "The knowledge base covers known {name} narratives only.",
+        "scope_unnamed": "The knowledge base covers only the narratives it holds.",
         "sources": "### Sources",
     },
     "zh": {
@@ -62,7 +64,9 @@ PHRASES = {
         "related": "### 相关报告段落",
         "passage": "- {title}，{locator}：{text} {cite}",
         "caveat": "_匹配某一叙事只说明帖子的内容，不说明作者是谁：这不能证明该帖子或其作者属于某个影响力行动。归因需要单条帖子无法提供的行为证据（账号、时间、网络）。_",
-        "caveat_none": "_未匹配并不代表帖子内容准确；即使匹配，也不能证明作者身份。知识库仅涵盖已知的 Spamouflage 叙事。_",
+        "caveat_none": "_未匹配并不代表帖子内容准确；即使匹配，也不能证明作者身份。{scope}_",
+        "scope": "知识库仅涵盖已知的 {name} 叙事。",
+        "scope_unnamed": "知识库仅涵盖其收录的叙事。",
         "sources": "### 来源",
     },
 }
@@ -95,12 +99,22 @@ def format_citation(citation: Citation) -> str:
 
 
 def answer_language(analysis: Analysis, language: str | None = None) -> str:
-    return language or ("zh" if analysis.lang == "zh" else "en")
+    """The template set for an answer: Chinese for a Chinese post, English for any other language (a Russian post,
+    a mixed one), since the templates exist in those two only."""
+    lang = language or analysis.lang
+    return lang if lang in PHRASES else "en"
+
+
+def scope_sentence(kb: KnowledgeBase | None, lang: str) -> str:
+    """What the knowledge base covers, named by the campaign file (corpus/campaign.yaml)."""
+    say = PHRASES[lang if lang in PHRASES else "en"]
+    name = kb.campaign.name.get(lang) if kb is not None else ""
+    return say["scope"].format(name=name) if name else say["scope_unnamed"]
 
 
 def verdict_block(analysis: Analysis, lang: str) -> list[str]:
     """Notices and the verdict line(s): decided by the analysis, never by an LLM."""
-    say = PHRASES[lang]
+    say = PHRASES.get(lang, PHRASES["en"])
     conf = (lambda c: CONFIDENCE_ZH[c]) if lang == "zh" else (lambda c: c)
     lines: list[str] = []
     if analysis.notices:
@@ -134,13 +148,15 @@ def sources_block(citations, lang: str) -> list[str]:
     """The numbered sources list, headed in the answer's language."""
     if not citations:
         return []
-    return ["", PHRASES[lang]["sources"], *[format_citation(c) for c in citations]]
+    return ["", PHRASES.get(lang, PHRASES["en"])["sources"], *[format_citation(c) for c in citations]]
 
 
-def closing_block(analysis: Analysis, lang: str) -> list[str]:
-    """The attribution caveat and the numbered sources."""
+def closing_block(analysis: Analysis, lang: str, kb: KnowledgeBase | None = None) -> list[str]:
+    """The attribution caveat and the numbered sources; `kb` names the campaign the knowledge base covers."""
+    lang = lang if lang in PHRASES else "en"
     say = PHRASES[lang]
-    return ["", say["caveat"] if analysis.narratives else say["caveat_none"], *sources_block(analysis.citations, lang)]
+    caveat = say["caveat"] if analysis.narratives else say["caveat_none"].format(scope=scope_sentence(kb, lang))
+    return ["", caveat, *sources_block(analysis.citations, lang)]
 
 
 def compose(analysis: Analysis, kb: KnowledgeBase, language: str | None = None) -> str:
@@ -187,7 +203,7 @@ def compose(analysis: Analysis, kb: KnowledgeBase, language: str | None = None) 
                     title=citation.title, locator=citation.locator, text=_quote(citation.text, 220), cite=_cite(citation.id)
                 )
             )
-    lines += closing_block(analysis, lang)
+    lines += closing_block(analysis, lang, kb)
     return "\n".join(lines).strip() + "\n"
 
 FOLLOWUP = {
@@ -207,7 +223,8 @@ FOLLOWUP = {
 
 def compose_followup(answer, language: str | None = None) -> str:
     """Markdown for a follow-up question answered from the knowledge base (a KnowledgeAnswer)."""
-    lang = language or ("zh" if answer.lang == "zh" else "en")
+    lang = language or answer.lang
+    lang = lang if lang in FOLLOWUP else "en"
     say = FOLLOWUP[lang]
     if not answer.items:
         return say["none"] + "\n"

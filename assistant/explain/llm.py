@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import tiktoken
 from langchain_core.language_models import BaseChatModel
@@ -22,6 +23,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 
 from ..analysis.models import Analysis
 from ..corpus import KnowledgeBase
+from ..errors import LLMUnavailable  # noqa: F401  (raised here; also imported from this module)
 from ..settings import LLMSettings
 from .citations import MARKER
 
@@ -30,17 +32,42 @@ SENTENCE = re.compile(r"(?:[^.!?。！？\n]|[.!?](?=[^\s\[.!?]))+(?:[.!?。！�
 ABBREVIATIONS = re.compile(r"\b(?:U\.S|U\.K|U\.N|E\.U|e\.g|i\.e|Mr|Mrs|Ms|Dr|St|vs|No)\.", re.IGNORECASE)
 
 
-# Claims about who is behind a post, which one post cannot show.
-ATTRIBUTION = re.compile(
-    r"\b(?:is|are|was|were)\s+(?:(?:chinese|ccp|communist|state|government|russian|a|an)\s+)*"
-    r"(?:propaganda|state media|troll|bot|sockpuppet|sock puppet)s?\b"
-    r"|\b(?:is|are|was|were)\s+part of (?:a|an|the)\s+(?:\w+\s+)?(?:influence\s+)?(?:operation|campaign|network)"
-    r"|是(?:中国|中共)?(?:国家|官方)?宣传|是水军|是五毛"
-)
+# Claims about who is behind a post, which one post cannot show: "this post is <actor> propaganda", "是水军". The
+# generic part is here; the words that name a campaign's actor ("chinese", "ccp", 中共) come from corpus/campaign.yaml.
+_QUALIFIERS = ("state", "government", "a", "an")
+_QUALIFIERS_ZH = ("国家", "官方")
+# Any nationality-like adjective ("chinese", "russian", "iranian", "british", "israeli"): attributing a post to a
+# country's operation is refused whichever campaign the knowledge base covers.
+_NATIONALITY = r"[a-z]+(?:ese|ian|an|ish|i)"
+_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
-class LLMUnavailable(Exception):
-    """The endpoint failed (down, slow, rate-limited, garbage); the message says why, without secrets."""
+def _alternation(words) -> str:
+    return "|".join(re.escape(word) for word in sorted(set(words), key=lambda w: (-len(w), w)))
+
+
+@lru_cache(maxsize=16)
+def attribution_pattern(actor_words: tuple[str, ...] = ()) -> re.Pattern:
+    """The attribution check for a campaign's actor words (compiled once per word list), over case-folded text."""
+    words = [word.strip().casefold() for word in actor_words if word.strip()]
+    han = [word for word in words if _HAN.search(word)]
+    other = [word for word in words if not _HAN.search(word)]
+    zh_actor = f"(?:{_alternation(han)})?" if han else ""
+    return re.compile(
+        rf"\b(?:is|are|was|were)\s+(?:(?:{_alternation([*other, *_QUALIFIERS])}|{_NATIONALITY})\s+)*"
+        r"(?:propaganda|state media|troll|bot|sockpuppet|sock puppet)s?\b"
+        r"|\b(?:is|are|was|were)\s+part of (?:a|an|the)\s+(?:\w+\s+)?(?:influence\s+)?(?:operation|campaign|network)"
+        rf"|是{zh_actor}(?:{_alternation(_QUALIFIERS_ZH)})?宣传|是水军|是五毛"
+    )
+
+
+def kb_attribution(kb: KnowledgeBase) -> re.Pattern:
+    campaign = getattr(kb, "campaign", None)
+    return attribution_pattern(tuple(campaign.attribution) if campaign is not None else ())
+
+
+# The generic check alone, naming no campaign's actor.
+ATTRIBUTION = attribution_pattern()
 
 
 def llm_configured() -> bool:
@@ -186,7 +213,7 @@ def check_sentence(sentence: str, allowed: set[int], kb: KnowledgeBase, matched:
     for narrative_id in kb.narratives:
         if narrative_id not in matched and any(name in lowered for name in _names(kb, narrative_id)):
             return f"names unmatched narrative {narrative_id}"
-    if ATTRIBUTION.search(lowered):
+    if kb_attribution(kb).search(lowered):
         return "attributes the post"
     return None
 
