@@ -1,7 +1,10 @@
-"""Embedding models behind LangChain's `Embeddings` interface.
+"""Embedding models: the `Embedder` seam, and the two real ones behind it.
 
 The bundled multilingual Universal Sentence Encoder is the offline default;
-an OpenAI-compatible model is the same interface chosen by settings.
+an OpenAI-compatible model is the same interface chosen by settings. Both are
+also LangChain `Embeddings` (Chroma's vector store calls those methods).
+A third embedder is one more class with `name`, `dimension` and `encode`, and
+one more branch in `get_embeddings`; tests use `tests/fakes.py`'s `HashEmbedder`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import threading
 from functools import cached_property
 from importlib.metadata import version
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
@@ -19,6 +23,24 @@ from langchain_core.embeddings import Embeddings
 from .cache_files import replace_cache_file
 from .settings import EmbeddingSettings
 from .text import clean
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """What the index and the analysis need of an embedding model."""
+
+    name: str  # recorded in the index manifest: another name means the index is rebuilt
+
+    @property
+    def dimension(self) -> int: ...
+
+    def encode(self, texts: list[str], normalised: bool = False) -> np.ndarray:
+        """Unit vectors, one row per text (`normalised`: the texts already went through text.normalise)."""
+        ...
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]: ...
+
+    def embed_query(self, text: str) -> list[float]: ...
 
 
 class MultilingualUSEEmbeddings(Embeddings):
@@ -29,6 +51,7 @@ class MultilingualUSEEmbeddings(Embeddings):
     """
 
     name = "use-m3"
+    dimension = 512
 
     def __init__(self, threads: int = 2, cache_dir: Path | None = None) -> None:
         self.threads = threads
@@ -48,7 +71,7 @@ class MultilingualUSEEmbeddings(Embeddings):
     def encode(self, texts: list[str], normalised: bool = False) -> np.ndarray:
         """Unit vectors; `normalised=True` when the texts already went through text.normalise."""
         if not texts:
-            return np.zeros((0, 512), dtype=np.float32)
+            return np.zeros((0, self.dimension), dtype=np.float32)
         # Blank strings give NaN in the encoder; a single space embeds as "nothing".
         batch = [(text if normalised else clean(text)) or " " for text in texts]
         with self._lock:
@@ -153,7 +176,13 @@ class OpenAICompatibleEmbeddings(Embeddings):
         self.name = f"openai:{model}"
         self._inner = OpenAIEmbeddings(model=model)
 
+    @cached_property
+    def dimension(self) -> int:
+        return int(self.encode([" "]).shape[1])  # the endpoint's models differ: ask once
+
     def encode(self, texts: list[str], normalised: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
         batch = [(text if normalised else clean(text)) or " " for text in texts]
         vectors = np.asarray(self._inner.embed_documents(batch), dtype=np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -166,9 +195,7 @@ class OpenAICompatibleEmbeddings(Embeddings):
         return self.encode([text])[0].tolist()
 
 
-def get_embeddings(
-    settings: EmbeddingSettings, cache_dir: Path | None = None
-) -> MultilingualUSEEmbeddings | OpenAICompatibleEmbeddings:
+def get_embeddings(settings: EmbeddingSettings, cache_dir: Path | None = None) -> Embedder:
     """The configured model; `cache_dir` keeps the bundled encoder unpacked between starts."""
     if settings.provider == "openai":
         return OpenAICompatibleEmbeddings(settings.model)

@@ -111,6 +111,23 @@ def _folded_positions(text: str) -> set[int]:
 _HOMOGLYPH_KEYS = frozenset(chr(code) for code in HOMOGLYPHS)
 
 
+# Anything but whitespace, control and zero-width characters: the same test as `clean`, without its cost.
+_VISIBLE = re.compile("[^\\s\\x00-\\x1f\\x7f" + "".join(re.escape(c) for c in sorted(ZERO_WIDTH)) + "]")
+
+
+def prepare_post(text: str | None, max_chars: int) -> tuple[str, list[str]]:
+    """Checks and trims a pasted post; returns the text to analyse and any notices (EmptyPost when blank)."""
+    from .errors import EmptyPost
+
+    if text is None or not _VISIBLE.search(text):
+        raise EmptyPost("the post is empty: paste the text of a post to analyse")
+    notices = []
+    if len(text) > max_chars:
+        notices.append(f"The post is {len(text):,} characters long; only the first {max_chars:,} characters were analysed.")
+        text = text[:max_chars]
+    return text, notices
+
+
 def clean(text: str) -> str:
     """The normalised string alone, for corpus text and queries."""
     return normalise(text).text

@@ -1,11 +1,14 @@
 """Loader and validation: every problem reported with its file and line."""
 
+import pytest
 import json
 
 from typer.testing import CliRunner
 
 from assistant.cli import app
 from assistant.corpus import load_knowledge_base, validate
+
+pytestmark = pytest.mark.unit  # no encoder, Chroma or server: part of the fast tier
 
 runner = CliRunner()
 

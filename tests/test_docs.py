@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from assistant import docs
 
+pytestmark = pytest.mark.unit  # no encoder, Chroma or server: part of the fast tier
+
 REGIONS = '<!-- generated: cli-reference -->\n{}<!-- end generated -->\n\n<!-- generated: configuration -->\n{}<!-- end generated -->\n'
 
 

@@ -1,7 +1,10 @@
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from assistant.text import clean, normalise, segments
+
+pytestmark = pytest.mark.unit  # no encoder, Chroma or server: part of the fast tier
 
 
 def test_zero_width_and_homoglyphs_are_folded():

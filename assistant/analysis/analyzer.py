@@ -471,7 +471,7 @@ class Analyzer:
         return found
 
 
-def example_table(stored: dict) -> ExampleTable:
+def example_table(stored: dict, dimension: int) -> ExampleTable:
     metadatas = stored.get("metadatas") or []
     vectors = stored.get("embeddings")
     return ExampleTable(
@@ -480,5 +480,5 @@ def example_table(stored: dict) -> ExampleTable:
         narratives=[list(m.get("narratives") or []) for m in metadatas],
         langs=[m.get("lang", "") for m in metadatas],
         rationales=[m.get("rationale", "") for m in metadatas],
-        vectors=np.asarray(vectors, dtype=np.float32) if vectors is not None and len(vectors) else np.zeros((0, 512), np.float32),
+        vectors=np.asarray(vectors, dtype=np.float32) if vectors is not None and len(vectors) else np.zeros((0, dimension), np.float32),
     )

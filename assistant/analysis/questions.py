@@ -64,7 +64,7 @@ class QuestionAnswerer:
         self.tactics = list(kb.tactics.values())
         self.narratives = list(kb.narratives.values())
         texts = self.texts()
-        vectors = (encode or embeddings.encode)(texts) if texts else np.zeros((0, 512), np.float32)
+        vectors = (encode or embeddings.encode)(texts) if texts else np.zeros((0, embeddings.dimension), np.float32)
         self.fact_vectors = vectors[: len(self.facts)]
         self.tactic_vectors = vectors[len(self.facts) : len(self.facts) + len(self.tactics)]
         self.narrative_vectors = vectors[len(self.facts) + len(self.tactics) :]

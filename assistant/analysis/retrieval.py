@@ -4,42 +4,25 @@ from __future__ import annotations
 
 import re
 
-from langchain_chroma import Chroma
 from langchain_core.documents import Document
 
 from ..corpus import KnowledgeBase, SourceRecord
 
 
 class PassageRetriever:
-    """Report passages near a post, scored by cosine similarity (the index is built in cosine space)."""
+    """Report passages near a post, from one generation of the index, scored by cosine similarity."""
 
-    def __init__(self, store: Chroma):
-        self.store = store
+    def __init__(self, store, generation: str, kind: str = "passages"):
+        """`store`: anything with IndexStore's `search(kind, generation, vectors, k)` (tests: an in-memory one)."""
+        self.store, self.generation, self.kind = store, generation, kind
 
     def search(self, vector: list[float], k: int, min_similarity: float) -> list[tuple[Document, float]]:
         return self.search_many([vector], k, min_similarity)[0]
 
     def search_many(self, vectors: list[list[float]], k: int, min_similarity: float) -> list[list[tuple[Document, float]]]:
-        """One store query for many posts: each query costs Chroma a fixed 2 ms or more, whatever its size.
-
-        LangChain's single-vector search returns Chroma's cosine *distance* under the name of a relevance score,
-        so the collection is asked directly and the distance turned into a similarity here."""
-        if k <= 0 or not vectors:
-            return [[] for _ in vectors]
-        results = self.store._collection.query(
-            query_embeddings=vectors, n_results=k, include=["documents", "metadatas", "distances"]
-        )
-        found = []
-        for documents, metadatas, ids, distances in zip(
-            results["documents"], results["metadatas"], results["ids"], results["distances"]
-        ):
-            hits = []
-            for text, metadata, passage_id, distance in zip(documents, metadatas, ids, distances):
-                similarity = 1.0 - float(distance)
-                if text is not None and similarity >= min_similarity:
-                    hits.append((Document(page_content=text, metadata=metadata or {}, id=passage_id), similarity))
-            found.append(hits)
-        return found
+        """One store query for many posts."""
+        found = self.store.search(self.kind, self.generation, vectors, k)
+        return [[(doc, similarity) for doc, similarity in hits if similarity >= min_similarity] for hits in found]
 
 
 def _words(text: str) -> set[str]:

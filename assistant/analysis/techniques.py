@@ -802,7 +802,7 @@ def fit_from_sources(
     `lambda xs: embeddings.encode(xs, normalised=True)`); `rhetorical_ids` are the tactic ids the model may
     predict (cards of kind rhetorical: campaign tactics are never predicted from text); `register_texts`: further
     posts, annotated for tactics or not, that only teach the gate what a post (not a meme caption) looks like."""
-    from ..evaluation.techniques import load_mapping
+    from .fitting import load_mapping
 
     started = time.perf_counter()
     mapping = mapping or load_mapping()

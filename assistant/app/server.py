@@ -42,8 +42,7 @@ def serve(assistant: Assistant, host: str = "127.0.0.1", port: int = 7860, auth:
 
     def load() -> None:
         try:
-            assistant.analyzer
-            assistant.questions
+            assistant.prepare().questions  # the follow-up index too
             warm_up(assistant)
         except Exception as error:  # raised again in this thread, where the CLI reports it
             failures.append(error)

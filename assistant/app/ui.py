@@ -20,8 +20,9 @@ offline.disable_telemetry()  # before gradio is imported
 import gradio as gr  # noqa: E402
 
 from ..analysis.questions import looks_like_question  # noqa: E402
-from ..api import Assistant, NarrativeLensError  # noqa: E402
-from ..index import StoreUnavailable  # noqa: E402
+from ..api import Assistant  # noqa: E402
+from ..errors import NarrativeLensError  # noqa: E402
+from ..explain.writing import Final  # noqa: E402
 from .render import (  # noqa: E402
     BATCH_HEADERS,
     answer_json,
@@ -45,9 +46,11 @@ CSS = """
 
 
 def friendly(error: Exception) -> str:
-    if isinstance(error, (NarrativeLensError, StoreUnavailable)):
+    """The message a visitor sees: a NarrativeLensError's own; for anything else (a bug) a generic line, with the
+    traceback in the server log."""
+    if isinstance(error, NarrativeLensError):
         return str(error)
-    log.error("unexpected error in the app: %s", type(error).__name__)
+    log.error("unexpected error in the app: %s", type(error).__name__, exc_info=error)
     return "Something went wrong while answering; please try again. (The details are in the server log.)"
 
 
@@ -89,24 +92,32 @@ class Handlers:
         yield (history, "", *keep, state)
         try:
             if several and len(split_posts(message)) > 1:
-                yield from self._batch(message, history, state)
+                yield from self._batch(message, history, state, MODES[mode])
                 return
             if state.get("post") and looks_like_question(message):
-                result = self.assistant.follow_up(message, focus=[n["id"] for n in state.get("narratives", [])], mode=MODES[mode])
-                text = "\n".join(f"> {n}" for n in result.notices) + ("\n\n" if result.notices else "") + result.answer
-                yield from self._stream(history, text + "\n\n" + mode_line(result), state, keep)
+                history.append({"role": "assistant", "content": "_Looking it up…_"})
+                focus = [n["id"] for n in state.get("narratives", [])]
+                for event in self.assistant.follow_up_stream(message, focus=focus, mode=MODES[mode]):
+                    if isinstance(event, Final):
+                        result = event.answer
+                        text = "\n".join(f"> {n}" for n in result.notices) + ("\n\n" if result.notices else "") + result.answer
+                        history[-1] = {"role": "assistant", "content": text + "\n\n" + mode_line(result)}
+                        # The follow-up's [n] are its own citations: the panel shows them, not the post's.
+                        yield (history, "", keep[0], citations_html(result.citations), *keep[2:], state)
+                    else:
+                        history[-1] = {"role": "assistant", "content": event.text}
+                        yield (history, "", *keep, state)
                 return
             answer = None
             history.append({"role": "assistant", "content": "_Analysing…_"})
-            for event, value in self.assistant.ask_stream(message, MODES[mode]):
-                if event == "partial":
-                    history[-1] = {"role": "assistant", "content": value}
-                    yield (history, "", *keep, state)
+            for event in self.assistant.ask_stream(message, MODES[mode]):
+                if isinstance(event, Final):
+                    answer = event.answer
                 else:
-                    answer = value
-            history.pop()
+                    history[-1] = {"role": "assistant", "content": event.text}
+                    yield (history, "", *keep, state)
         except Exception as error:  # shown as a short message, never a traceback
-            if history and history[-1].get("content") == "_Analysing…_":
+            if history and history[-1].get("content") in ("_Analysing…_", "_Looking it up…_"):
                 history.pop()
             history.append({"role": "assistant", "content": f"**Error:** {friendly(error)}"})
             yield (history, "", *keep, state)
@@ -124,23 +135,12 @@ class Handlers:
             gr.update(value=[t.id for t in answer.tactics]),
             "",
         )
-        text = answer.answer + "\n\n" + mode_line(answer)
-        for partial in self._stream(history, text, state, keep):
-            yield partial
+        history[-1] = {"role": "assistant", "content": answer.answer + "\n\n" + mode_line(answer)}
         yield (history, "", *final, state)
 
-    def _stream(self, history, text, state, keep):
-        """Yield the answer line by line, so it appears as it is written."""
-        history.append({"role": "assistant", "content": ""})
-        lines = text.split("\n")
-        step = max(1, len(lines) // 8)
-        for end in range(step, len(lines) + step, step):
-            history[-1] = {"role": "assistant", "content": "\n".join(lines[:end])}
-            yield (history, "", *keep, state)
-
-    def _batch(self, message, history, state):
+    def _batch(self, message, history, state, mode: str | None):
         posts = split_posts(message)[:MAX_BATCH]
-        answers = [self.assistant.ask(post) for post in posts]
+        answers = [self.assistant.ask(post, mode) for post in posts]
         lines = [f"Analysed {len(posts)} posts; the table below compares them."]
         if len(split_posts(message)) > MAX_BATCH:
             lines.append(f"Only the first {MAX_BATCH} posts were analysed.")

@@ -38,16 +38,11 @@ from typing import Callable
 
 from ..settings import REPO_ROOT
 from ..text import merge_spans
+from ..analysis.fitting import MAPPING, load_mapping, load_or_fit_model, technique_model_key  # noqa: F401  (their home is analysis/)
 from .dataset import DatasetError
 
-MAPPING = REPO_ROOT / "evals" / "semeval2021_task6_mapping.json"
 DEFAULT_SEMEVAL_DIR = REPO_ROOT.parent / "shared" / "data" / "semeval2021-task6"
 RANDOM_SEEDS = 200
-
-
-def load_mapping(path: Path = MAPPING) -> dict[str, str]:
-    """SemEval-2021 Task 6 technique name -> our tactic id (keys starting with "_" are notes)."""
-    return {k: v for k, v in json.loads(Path(path).read_text(encoding="utf-8")).items() if not k.startswith("_")}
 
 
 def load_task1(path: Path) -> list[dict]:
@@ -191,48 +186,6 @@ def _semeval_dir_for(path: Path, semeval_dir: Path | None) -> Path:
     if (beside / "training_set_task1.txt").exists():
         return beside
     return DEFAULT_SEMEVAL_DIR
-
-
-def model_key(kb, semeval_dir: Path, model_name: str) -> str:
-    """A digest of everything a fitted model depends on: the model version, the training files, the annotated
-    examples that take part, the rhetorical cards and the embedding model."""
-    from ..analysis.techniques import VERSION, project_training_examples
-
-    digest = hashlib.sha256(f"v{VERSION}|cues|{model_name}".encode())
-    for name in ("training_set_task1.txt", "training_set_task2.txt"):
-        digest.update((Path(semeval_dir) / name).read_bytes())
-    for example in project_training_examples(kb):
-        digest.update(json.dumps([example.text, [(t.id, t.start, t.end) for t in example.tactics]], ensure_ascii=False).encode())
-    digest.update(json.dumps(sorted(c.id for c in kb.tactics.values() if c.kind == "rhetorical")).encode())
-    digest.update(MAPPING.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def load_or_fit_model(kb, embeddings, semeval_dir: Path, cache_dir: Path | None, model_name: str = "use-m3"):
-    """The fitted technique model for this knowledge base and training data: from `cache_dir` when it holds one
-    fitted on the same inputs, else fitted now (about 10 s) and saved there."""
-    from ..analysis.techniques import TechniqueModel, fit_from_knowledge_base
-
-    semeval_dir = Path(semeval_dir)
-    if not (semeval_dir / "training_set_task1.txt").exists():
-        raise DatasetError(
-            f"the technique model is fitted on SemEval-2021 Task 6's training split, not found in {semeval_dir} "
-            "(pass its directory, e.g. ../shared/data/semeval2021-task6)"
-        )
-    key = model_key(kb, semeval_dir, model_name)
-    target = Path(cache_dir) / f"technique-model-{key}" if cache_dir is not None else None
-    if target is not None and (target / "technique-model.json").exists():
-        try:
-            return TechniqueModel.load(target)
-        except (OSError, ValueError, KeyError):
-            pass  # damaged or from another version: fit again
-    model = fit_from_knowledge_base(kb, semeval_dir, lambda texts: embeddings.encode(texts, normalised=True))
-    if target is not None:
-        try:
-            model.save(target)
-        except OSError:
-            pass  # no room: the model still works, only unsaved
-    return model
 
 
 def model_predictor(model, encode: Callable[[list[str]], object], cues: Callable[[str], dict] | None = None) -> Callable[[list[str]], list[list]]:

@@ -20,6 +20,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
 from ..corpus import KnowledgeBase
+from ..errors import CorpusError, NarrativeLensError
 from .store import IndexWriteError, StoreUnavailable
 
 KINDS = ("cards", "examples", "passages")
@@ -58,8 +59,28 @@ def _item(kind: str, text: str, metadata: dict) -> Item:
     return Item(item_id(kind, text, metadata), text, metadata)
 
 
+def require_usable(kb: KnowledgeBase, example_splits: tuple[str, ...] = ("train", "user")) -> None:
+    """Raises CorpusError when the knowledge base cannot back an index and a matcher: no narrative cards (a wrong
+    --corpus-dir, say), or fewer than two labelled examples with a narrative and two benign ones to fit on."""
+    if not kb.narratives:
+        found = "; ".join(str(problem) for problem in kb.problems[:3])
+        raise CorpusError(
+            f"no narrative cards in {kb.root}{f' ({found})' if found else ''}: point --corpus-dir or "
+            "NARRATIVE_LENS_CORPUS_DIR at the knowledge base folder, and run `narrative-lens validate`"
+        )
+    examples = [e for e in kb.examples if e.split in example_splits]
+    carrying = sum(1 for e in examples if set(e.narratives) & set(kb.narratives))
+    benign = len(examples) - carrying
+    if carrying < 2 or benign < 2:
+        raise CorpusError(
+            f"the knowledge base in {kb.root} has {carrying} training example(s) with a known narrative and {benign} "
+            "benign one(s); the matcher needs at least two of each: add labelled posts to its examples/*.jsonl"
+        )
+
+
 def corpus_items(kb: KnowledgeBase, example_splits: tuple[str, ...] = ("train", "user")) -> dict[str, list[Item]]:
-    """What the knowledge base contributes to each collection."""
+    """What the knowledge base contributes to each collection; CorpusError when it cannot back the assistant."""
+    require_usable(kb, example_splits)
     cards = []
     for card in kb.narratives.values():
         text = "\n".join([card.title, card.summary, *card.claims])
@@ -156,6 +177,7 @@ class IndexStore:
         self.embeddings = embeddings
         self.model_name = model_name
         self.prefix = prefix
+        self._open: dict[str, object] = {}  # collection name -> Chroma collection handle, for search
 
     # -- naming -------------------------------------------------------------
     def collection_name(self, kind: str, generation: str) -> str:
@@ -168,7 +190,7 @@ class IndexStore:
     def _call(self, what: str, function, *args, write: bool = False, **kwargs):
         try:
             return function(*args, **kwargs)
-        except (StoreUnavailable, IndexWriteError):
+        except NarrativeLensError:  # already a message for the user
             raise
         except Exception as error:
             if _is_connection_error(error):
@@ -203,6 +225,27 @@ class IndexStore:
             collection_metadata=COSINE,
             create_collection_if_not_exists=False,
         )
+
+    def search(self, kind: str, generation: str, vectors: list[list[float]], k: int) -> list[list[tuple[Document, float]]]:
+        """The k nearest items of a generation to each vector, with their cosine similarity, from one query (each
+        query costs Chroma a fixed 2 ms or more, whatever its size). Chroma's own API: LangChain's wrapper returns
+        the cosine *distance* under the name of a relevance score, one vector at a time."""
+        if k <= 0 or not vectors:
+            return [[] for _ in vectors]
+        name = self.collection_name(kind, generation)
+        collection = self._open.get(name)
+        if collection is None:  # opening costs a lookup in the store: once per collection
+            collection = self._open[name] = self._call(f"opening {kind}", self.client.get_collection, name, embedding_function=None)
+        results = self._call(
+            f"searching {kind}", collection.query, query_embeddings=vectors, n_results=k, include=["documents", "metadatas", "distances"]
+        )
+        found = []
+        for documents, metadatas, ids, distances in zip(results["documents"], results["metadatas"], results["ids"], results["distances"]):
+            found.append([
+                (Document(page_content=text, metadata=metadata or {}, id=item_id), 1.0 - float(distance))
+                for text, metadata, item_id, distance in zip(documents, metadatas, ids, distances) if text is not None
+            ])
+        return found
 
     def all_items(self, kind: str, generation: str, with_vectors: bool = True) -> dict:
         collection = self.client.get_collection(self.collection_name(kind, generation), embedding_function=None)
