@@ -45,6 +45,12 @@ HOMOGLYPHS = str.maketrans(
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
+# The one definition of a Chinese character (CJK unified ideographs, extension A, compatibility ideographs), for
+# every module that tells Chinese text from Latin; HAN_TEXT adds CJK punctuation and full-width forms, which
+# also say that a text is written in Chinese.
+HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+HAN_TEXT = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff01-\uff5e]")
+
 
 @dataclass(frozen=True)
 class NormalisedText:
@@ -134,6 +140,8 @@ def clean(text: str) -> str:
 
 
 # A full stop ends a sentence unless it sits inside a token ("3.5", "t.co/x") or closes an initial ("U.S.", "D.C.").
+# A regex rather than pysbd: pysbd takes about 1 ms a post here (a fifth of the encoder's own time, against a
+# budget of 3x the encoder for the whole analysis) where this takes 0.006 ms, and it segments English only.
 _SEGMENT = re.compile(r"(?:[^.!?。！？；;\n]|\.(?=[^\s.!?])|(?<=\b[A-Z])\.)+[.!?。！？；;]*", re.UNICODE)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from ..corpus import KnowledgeBase
 from ..embeddings import MultilingualUSEEmbeddings, OpenAICompatibleEmbeddings
 from ..settings import MatchingSettings
-from ..text import normalise, segments
+from ..text import HAN, normalise, segments
 from .matcher import MarkerIndex, NarrativeMatcher
 from .models import (
     Analysis,
@@ -26,13 +26,12 @@ from .models import (
 from .retrieval import PassageRetriever, documentation_locator, note_for, note_locator
 from .tactics import TacticDetector
 
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
 MAX_SEGMENTS = 24
 
 
 def detect_language(text: str) -> str:
-    cjk = len(_CJK.findall(text))
+    cjk = len(HAN.findall(text))
     latin = len(_LATIN.findall(text))
     if cjk == 0 and latin == 0:
         return "other"

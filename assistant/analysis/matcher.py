@@ -32,6 +32,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from ..corpus import NarrativeCard
+from ..text import HAN
 from .trees import TreeEnsemble
 
 
@@ -205,14 +206,13 @@ class PairInputs:
 
 
 _LETTERS = re.compile(r"[^\W\d_]", re.UNICODE)
-_CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _NOISE = re.compile(r"https?://\S+|www\.\S+|@\w+|#", re.UNICODE)
 
 
 def text_weight(text: str) -> int:
     """Letters that carry meaning: links, @handles and '#' left out; a CJK character counts as two letters."""
     stripped = _NOISE.sub(" ", text)
-    return len(_LETTERS.findall(stripped)) + len(_CJK_CHAR.findall(stripped))
+    return len(_LETTERS.findall(stripped)) + len(HAN.findall(stripped))
 
 
 @dataclass

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 
 from ..corpus import TacticCard
-from ..text import merge_spans
+from ..text import HAN_TEXT, merge_spans
 
 MAX_SPANS_PER_TACTIC = 5
-CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\u3000-\u303f\uff01-\uff5e]")
+CJK = HAN_TEXT  # a cue or a post written in Chinese
 LATIN = re.compile(r"[A-Za-z]")
 ESCAPE = re.compile(r"\\.|\(\?[^)]*\)|\[\^?\\?[a-z]")
 SELF_CONTAINED = re.compile(r"\\\d|\(\?P=|\(\?[aiLmsux]+\)")

@@ -42,9 +42,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from ..text import merge_spans
-
-from ..text import normalise
+from ..text import HAN, merge_spans, normalise
 
 VERSION = 4
 FORMAT = "narrative-lens-technique-model"
@@ -64,7 +62,7 @@ SEM, POST = "semeval", "post"
 
 # Latin words (with an apostrophe part), single CJK characters, hashtags, runs of ! and ?.
 TOKEN = re.compile(r"[A-Za-z0-9\u00c0-\u024f]+(?:['’][A-Za-z]+)?|[\u3400-\u9fff\uf900-\ufaff]|#\w+|[!?！？]+")
-CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+CJK = HAN
 WORDISH = re.compile(r"[A-Za-z\u00c0-\u024f\u3400-\u9fff\uf900-\ufaff]")
 # Clause boundaries: sentence ends and line breaks always; commas, colons and dashes only inside long sentences.
 SENTENCE_END = re.compile(r"[.!?。！？；;…]+[\"'”’)）]*|\n+")

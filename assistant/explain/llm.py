@@ -25,6 +25,7 @@ from ..analysis.models import Analysis
 from ..corpus import KnowledgeBase
 from ..errors import LLMUnavailable  # noqa: F401  (raised here; also imported from this module)
 from ..settings import LLMSettings
+from ..text import HAN
 from .citations import MARKER
 
 # A full stop inside a token ("U.S", "3.5") does not end a sentence; one followed by a space does.
@@ -39,7 +40,7 @@ _QUALIFIERS_ZH = ("国家", "官方")
 # Any nationality-like adjective ("chinese", "russian", "iranian", "british", "israeli"): attributing a post to a
 # country's operation is refused whichever campaign the knowledge base covers.
 _NATIONALITY = r"[a-z]+(?:ese|ian|an|ish|i)"
-_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_HAN = HAN
 
 
 def _alternation(words) -> str:
