@@ -121,6 +121,9 @@ class LLMSettings(BaseModel):
         8.0, gt=0, description="Longest wait for the next piece of the answer before falling back to offline."
     )
     max_retries: int = Field(2, ge=0, description="Retries on rate limits and transient errors (with backoff).")
+    deadline_s: float = Field(
+        10.0, gt=0, description="Wall-clock limit for an LLM answer, retries included; then the offline answer is given."
+    )
     backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles with each retry.")
     context_tokens: int = Field(8192, ge=512, description="The model's context window.")
     answer_tokens: int = Field(400, ge=32, description="Longest answer requested from the model.")

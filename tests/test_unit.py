@@ -5,6 +5,7 @@ the tests write. No encoder, no Chroma, no LLM server: each test takes well unde
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -149,3 +150,47 @@ def test_cli_argument_errors_are_one_line_messages():
     assert result.exit_code == 2 and "Traceback" not in result.output  # click's usage error, not a crash
     result = runner.invoke(app, ["ask", "--help"])
     assert result.exit_code == 0 and "--json" in result.output
+
+
+class _Trickle:
+    """A chat model that sends one word a second and never finishes (each byte would reset a read timeout)."""
+
+    def stream(self, messages):
+        from langchain_core.messages import AIMessageChunk
+
+        while True:
+            time.sleep(0.3)
+            yield AIMessageChunk(content="word ")
+
+
+class _Flaky:
+    """Fails with a transient connection error `failures` times, then answers."""
+
+    def __init__(self, failures: int):
+        self.failures, self.calls = failures, 0
+
+    def stream(self, messages):
+        import httpx
+        from langchain_core.messages import AIMessageChunk
+
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise httpx.ConnectError("connection refused")
+        yield AIMessageChunk(content="An answer [1].")
+
+
+def test_the_endpoint_gives_up_at_its_deadline_and_retries_transient_failures():
+    from assistant.errors import LLMUnavailable
+    from assistant.explain.endpoint import LLMWriter
+    from assistant.settings import LLMSettings
+
+    writer = LLMWriter(LLMSettings(deadline_s=1.0), chat_model=_Trickle())
+    started = time.monotonic()
+    with pytest.raises(LLMUnavailable, match="did not finish within 1 s"):
+        list(writer.stream([]))
+    assert time.monotonic() - started < 2.0
+    flaky = _Flaky(failures=2)
+    assert "".join(LLMWriter(LLMSettings(backoff_s=0.01, max_retries=2), chat_model=flaky).stream([])) == "An answer [1]."
+    assert flaky.calls == 3
+    with pytest.raises(LLMUnavailable, match="could not be reached"):
+        list(LLMWriter(LLMSettings(backoff_s=0.01, max_retries=1), chat_model=_Flaky(failures=5)).stream([]))

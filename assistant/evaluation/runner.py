@@ -6,7 +6,6 @@ error and counted apart from the scores; any other exception is a bug and stops 
 
 from __future__ import annotations
 
-import re
 import tempfile
 import time
 

@@ -28,7 +28,6 @@ names to our tactic ids is evals/semeval2021_task6_mapping.json.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import sys

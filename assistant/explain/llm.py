@@ -10,23 +10,20 @@ to the offline answer with a notice saying why.
 
 from __future__ import annotations
 
-import os
 import re
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import tiktoken
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from ..analysis.models import Analysis
 from ..corpus import KnowledgeBase
-from ..errors import LLMUnavailable  # noqa: F401  (raised here; also imported from this module)
+from ..errors import LLMUnavailable  # noqa: F401  (also imported from this module)
 from ..settings import LLMSettings
 from ..text import HAN
 from .citations import MARKER
+from .endpoint import LLMWriter, describe_failure, llm_configured, make_chat_model, retryable  # noqa: F401  (their home)
 
 # A full stop inside a token ("U.S", "3.5") does not end a sentence; one followed by a space does.
 SENTENCE = re.compile(r"(?:[^.!?。！？\n]|[.!?](?=[^\s\[.!?]))+(?:[.!?。！？]+(?:\s*\[\d{1,3}\])*|\n|$)")
@@ -69,27 +66,6 @@ def kb_attribution(kb: KnowledgeBase) -> re.Pattern:
 
 # The generic check alone, naming no campaign's actor.
 ATTRIBUTION = attribution_pattern()
-
-
-def llm_configured() -> bool:
-    return bool(os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"))
-
-
-def make_chat_model(settings: LLMSettings) -> BaseChatModel:
-    """ChatOpenAI on the openai client's own variables (OPENAI_API_KEY, OPENAI_BASE_URL)."""
-    import httpx
-    from langchain_openai import ChatOpenAI
-
-    return ChatOpenAI(
-        model=settings.model,
-        temperature=settings.temperature,
-        api_key=os.environ.get("OPENAI_API_KEY") or "not-needed",  # local servers ignore the key
-        base_url=os.environ.get("OPENAI_BASE_URL") or None,
-        timeout=httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s),
-        max_retries=0,  # retries are ours: bounded, with backoff, and they count toward the fallback deadline
-        max_tokens=settings.answer_tokens,
-        streaming=True,
-    )
 
 
 # -- prompt -------------------------------------------------------------------
@@ -229,80 +205,6 @@ def check_answer(text: str, allowed: set[int], kb: KnowledgeBase, analysis: Anal
         else:
             reasons.append(reason)
     return CheckedAnswer(" ".join(kept), len(kept), len(reasons), reasons)
-
-
-# -- calling the endpoint ---------------------------------------------------------
-
-
-class LLMWriter:
-    def __init__(self, settings: LLMSettings, chat_model: BaseChatModel | None = None):
-        self.settings = settings
-        self._chat_model = chat_model
-
-    @property
-    def chat_model(self) -> BaseChatModel:
-        if self._chat_model is None:
-            self._chat_model = make_chat_model(self.settings)
-        return self._chat_model
-
-    @property
-    def model_name(self) -> str:
-        return getattr(self.chat_model, "model_name", None) or self.settings.model
-
-    def stream(self, messages: list) -> Iterator[str]:
-        """Text pieces as they arrive; retries before the first piece, LLMUnavailable when it gives up."""
-        delay = self.settings.backoff_s
-        for attempt in range(self.settings.max_retries + 1):
-            started = False
-            try:
-                for chunk in self.chat_model.stream(messages):
-                    piece = chunk.content if isinstance(chunk.content, str) else ""
-                    if piece:
-                        started = True
-                        yield piece
-                return
-            except Exception as error:
-                reason = describe_failure(error)
-                if started or attempt == self.settings.max_retries or not retryable(error):
-                    raise LLMUnavailable(reason) from None
-                time.sleep(delay)
-                delay *= 2
-
-
-def _kinds(error: BaseException) -> list[str]:
-    """Class names of the error, its bases and its causes (langchain wraps openai's errors)."""
-    names: list[str] = []
-    seen = 0
-    while error is not None and seen < 5:
-        names += [cls.__name__ for cls in type(error).__mro__]
-        error = error.__cause__ or error.__context__
-        seen += 1
-    return names
-
-
-def retryable(error: Exception) -> bool:
-    transient = {"RateLimitError", "APIConnectionError", "APITimeoutError", "InternalServerError", "ConnectError", "ReadTimeout",
-                 "OpenAIConnectionError", "OpenAITimeoutError", "OpenAIRateLimitError"}
-    return bool(transient & set(_kinds(error)))
-
-
-def describe_failure(error: Exception) -> str:
-    """A short reason for the notice; never the key, never a traceback."""
-    messages = {
-        "APIConnectionError": "the LLM endpoint could not be reached",
-        "APITimeoutError": "the LLM endpoint did not answer in time",
-        "ReadTimeout": "the LLM endpoint did not answer in time",
-        "RateLimitError": "the LLM endpoint is rate-limiting requests",
-        "AuthenticationError": "the LLM endpoint rejected the API key",
-        "NotFoundError": "the LLM endpoint does not know the configured model",
-        "InternalServerError": "the LLM endpoint returned a server error",
-        "RemoteProtocolError": "the LLM endpoint broke off its answer",
-    }
-    for kind in _kinds(error):
-        for known, message in messages.items():
-            if known in kind:
-                return message
-    return f"the LLM endpoint failed ({type(error).__name__})"
 
 
 def build_question_prompt(question: str, citations, lang: str, settings: LLMSettings) -> Prompt:
