@@ -15,6 +15,8 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
+from .cache_files import replace_cache_file
+
 TELEMETRY_OFF = {
     "ANONYMIZED_TELEMETRY": "False",
     "GRADIO_ANALYTICS_ENABLED": "False",
@@ -47,10 +49,10 @@ def install_tiktoken_encodings() -> Path:
         if target.exists() and target.stat().st_size > 0:
             continue
         payload = gzip.decompress((data / f"{name}.tiktoken.gz").read_bytes())
-        # Write aside, then rename: a reader never sees half a file.
-        partial = target.with_suffix(f".{os.getpid()}.part")
-        partial.write_bytes(payload)
-        os.replace(partial, target)
+        # Written aside, then renamed: a reader never sees half a file. `stale` names only the target, so
+        # nothing else in the cache is removed. Without the file tiktoken would try to download it: say so.
+        if not replace_cache_file(target, lambda handle: handle.write(payload), stale=target.name):
+            raise OSError(f"could not write the {name} encoding into {cache} (disk full or not writable?)")
     return cache
 
 

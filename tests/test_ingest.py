@@ -87,6 +87,68 @@ def test_markdown_html_and_text_sections(tmp_path):
     assert [s.locator for s in read_sections(txt)[1]] == ["para. 1", "para. 2"]
 
 
+def test_a_hash_line_in_a_markdown_code_fence_is_not_a_heading(tmp_path):
+    md = tmp_path / "howto.md"
+    md.write_text(
+        "# Collection\nWe gathered posts.\n\n```bash\n# install the scraper first\npip install scraper\n```\n\n"
+        "~~~\n## not a heading either\n~~~\n## Findings\nThe finding text:\t10\u00a0000 posts.\n"
+    )
+    title, sections = read_sections(md)
+    assert title == "Collection"
+    assert [s.locator for s in sections] == ["section 'Collection'", "section 'Findings'"]
+    assert "# install the scraper first" in sections[0].text and "## not a heading either" in sections[0].text
+    assert sections[0].text.startswith("We gathered posts.\n\n")  # paragraphs stay apart for the chunker
+    assert sections[1].text == "The finding text: 10 000 posts."  # a tab or no-break space still parts words
+
+
+def test_html_scripts_styles_and_markup_never_reach_passages(tmp_path):
+    page = tmp_path / "page.html"
+    page.write_text(
+        "<!DOCTYPE html><html><head><title> Network\n Report </title><style>body { color: red }</style>"
+        "<script>document.write('HEAD-SCRIPT')</script></head><body>"
+        "<p>Opening words.</p><script>var secret = 'BODY-SCRIPT';</script><style>.x { content: 'BODY-STYLE' }</style>"
+        "<noscript>NOSCRIPT</noscript><template>TEMPLATE</template><!-- COMMENT --><p hidden>HIDDEN</p>"
+        "<header><h1>Summary</h1></header><p>Accounts <b>posted</b> in wa<i>ves</i>.</p>"
+        "<h2>Method <small>(short)</small></h2><div>Before<p>middle</p>after</div>"
+        "<svg><title>SVG-TITLE</title><text>SVG-TEXT</text></svg><h3>Annex</h3><p>First<p>Second<li>Item"
+        "</body></html>"
+    )
+    title, sections = read_sections(page)
+    assert title == "Network Report"
+    assert [(s.locator, s.text) for s in sections] == [
+        ("opening section", "Opening words."),
+        ("section 'Summary'", "Accounts posted in waves."),
+        ("section 'Method (short)'", "Before\n\nmiddle\n\nafter"),
+        ("section 'Annex'", "First\n\nSecond\n\nItem"),
+    ]
+    text = " ".join(s.text for s in sections)
+    for hidden in ("SCRIPT", "STYLE", "color", "secret", "NOSCRIPT", "TEMPLATE", "COMMENT", "HIDDEN", "SVG"):
+        assert hidden not in text
+
+
+@pytest.mark.parametrize(
+    "markup, expected",
+    [
+        ("<h2>Unclosed <p>text here <div><h3>Sub</h3> more", [("section 'Unclosed'", "text here"), ("section 'Sub'", "more")]),
+        ("\x00<<<>>> &&& </ <b", [("opening section", "<<<>>> &&&")]),
+        ("<td><tr>cell</table></html></body><h2>Late</h2><p>after the end", [("opening section", "cell"), ("section 'Late'", "after the end")]),
+    ],
+)
+def test_malformed_html_is_read_not_crashed_on(tmp_path, markup, expected):
+    page = tmp_path / "broken.html"
+    page.write_text(markup)
+    sections = read_sections(page)[1]
+    assert [s.locator for s in sections] == [locator for locator, _ in expected]
+    assert all(part in s.text for s, (_, part) in zip(sections, expected))
+
+
+def test_an_html_page_without_visible_text_gives_a_clear_error(tmp_path):
+    page = tmp_path / "scripts.html"
+    page.write_text("<html><head><title>Only a title</title></head><body><script>run()</script><!-- x --></body></html>")
+    with pytest.raises(IngestError, match="scripts.html: no visible text found"):
+        read_sections(page)
+
+
 @pytest.mark.parametrize(
     "name, make, reason",
     [
