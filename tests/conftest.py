@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -83,10 +82,12 @@ def server_process(command: list[str], port: int, log_path: Path, timeout: float
         log.close()
 
 
-def citations_resolve(answer) -> bool:
-    """Every [n] marker in the answer names one of its citations."""
-    ids = {c.id for c in answer.citations}
-    return all(int(n) in ids for n in re.findall(r"\[(\d+)\]", answer.answer))
+def citations_resolve(answer) -> bool | None:
+    """True: the answer cites, and every [n] marker names one of its citations. False: a marker names none of
+    them, or the answer has citations and cites none. None: nothing to check (no citations, no markers)."""
+    from assistant.explain import check_citations
+
+    return check_citations(answer.answer, {c.id for c in answer.citations}).resolves
 
 
 # -- a small, complete corpus written by the tests ---------------------------------

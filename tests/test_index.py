@@ -41,6 +41,37 @@ def test_changed_example_reembeds_only_what_changed(mini_corpus, tmp_path):
     assert report.removed_generations  # the previous generation is dropped after the swap
 
 
+# `narrative-lens` with one change: once the build has written its first batch of passages into the new
+# generation (its cards and examples are already there, the manifest still names the old one), it says so in a
+# marker file and holds there, so the test's SIGKILL lands mid-build every time.
+HOLD_MID_BUILD = """
+import os, sys, time
+from assistant.index import builder
+marker = os.environ["NL_BUILD_MARKER"]
+original = builder.IndexStore._call
+def call(self, what, function, *args, **kwargs):
+    result = original(self, what, function, *args, **kwargs)
+    if what == "writing passages":
+        with open(marker + ".tmp", "w") as handle:
+            handle.write(what)
+        os.replace(marker + ".tmp", marker)
+        time.sleep(600)  # until killed
+    return result
+builder.IndexStore._call = call
+from assistant.cli import main
+sys.argv = ["narrative-lens"] + sys.argv[1:]
+main()
+"""
+
+
+def _wait_for_file(path, process, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, f"the build ended (status {process.returncode}) before it wrote any passages"
+        assert time.monotonic() < deadline, f"the build wrote no passages within {timeout}s"
+        time.sleep(0.05)
+
+
 def test_a_killed_build_leaves_the_previous_index_answering(mini_corpus, tmp_path):
     data = tmp_path / "data"
     assistant = _assistant(mini_corpus, data)
@@ -49,17 +80,22 @@ def test_a_killed_build_leaves_the_previous_index_answering(mini_corpus, tmp_pat
 
     big = tmp_path / "big.txt"
     big.write_text("\n\n".join(f"Paragraph {i} of a very long report about cotton and harvest number {i * 7}." for i in range(40000)))
+    marker = tmp_path / "mid-build"
     process = subprocess.Popen(
-        [str(VENV_BIN / "narrative-lens"), "--data-dir", str(data), "--corpus-dir", str(mini_corpus), "ingest", str(big)],
+        [str(VENV_BIN / "python"), "-c", HOLD_MID_BUILD, "--data-dir", str(data), "--corpus-dir", str(mini_corpus), "ingest", str(big)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, "NL_BUILD_MARKER": str(marker)},
     )
-    time.sleep(8)
-    assert process.poll() is None, "the build finished before it could be killed; make the document bigger"
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    try:
+        _wait_for_file(marker, process, timeout=300)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
 
     survivor = _assistant(mini_corpus, data)
+    # The kill landed mid-build: a newer, unfinished generation is there, and the manifest still names the old one.
+    assert len(survivor.store.generations() - {generation}) == 1
     assert survivor.store.manifest().generation == generation
     after = survivor.ask("Cotton is machine-picked, the forced labor lie is over.")
     assert after.narratives[0].id == before.narratives[0].id

@@ -6,6 +6,7 @@ import json
 import re
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -59,7 +60,9 @@ def test_a_one_megabyte_post_is_cut_with_a_notice(shipped_assistant):
 )
 def test_odd_posts_get_a_clean_answer(shipped_assistant, post):
     answer = shipped_assistant.ask(post)
-    assert answer.answer.strip() and citations_resolve(answer)
+    assert answer.answer.strip()
+    # An answer with sources cites them, each marker resolving; one with none (no match) has nothing to check.
+    assert citations_resolve(answer) is (True if answer.citations else None)
     for tactic in answer.tactics:
         for span in tactic.spans:
             assert post[span.start : span.end] == span.text
@@ -179,7 +182,7 @@ def test_a_full_disk_during_ingest_leaves_the_index_answering(mini_corpus, tmp_p
 # -- concurrency and privacy through the real app ---------------------------------------
 
 CONNECTION_LOG = """
-import json, os, socket, sys
+import json, os, signal, socket, sys
 log = open(os.environ["NL_CONNECTIONS"], "a")
 original = socket.socket.connect
 def connect(self, address):
@@ -188,6 +191,13 @@ def connect(self, address):
 socket.socket.connect = connect
 from assistant.cli import main
 sys.argv = ["narrative-lens"] + sys.argv[1:]
+if hasattr(signal, "SIGUSR1"):
+    barriers = iter(range(1, 1 << 30))
+    def barrier(signum, frame):
+        # Everything the process wrote before the signal reaches its log, then a numbered marker does.
+        sys.stdout.flush(); sys.stderr.flush()
+        print(f"--- log barrier {next(barriers)} ---", flush=True)
+    signal.signal(signal.SIGUSR1, barrier)
 main()
 """
 
@@ -224,8 +234,24 @@ def watched_app(tmp_path_factory):
     # A key and an endpoint are configured (a dead loopback port): answers fall back, the key is never logged.
     env = {"NL_CONNECTIONS": str(connections), "OPENAI_API_KEY": "sk-private-key-never-logged",
            "OPENAI_BASE_URL": f"http://127.0.0.1:{free_port()}/v1"}
-    with server_process(command, port, data / "server.log", timeout=180, env=env):
-        yield {"url": f"http://127.0.0.1:{port}/", "connections": connections, "log": data / "server.log"}
+    with server_process(command, port, data / "server.log", timeout=180, env=env) as process:
+        yield {"url": f"http://127.0.0.1:{port}/", "connections": connections, "log": data / "server.log", "process": process}
+
+
+def flushed_log(app: dict, timeout: float = 30) -> str:
+    """The app's log once everything it wrote so far has reached it: the app is signalled to flush and write a
+    numbered barrier line, and the log is read when that line is there (not after a guessed sleep)."""
+    app["barriers"] = app.get("barriers", 0) + 1
+    line = f"--- log barrier {app['barriers']} ---"
+    app["process"].send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        log = app["log"].read_text(errors="replace")
+        if line in log:
+            return log
+        assert app["process"].poll() is None, "the app exited"
+        time.sleep(0.05)
+    raise TimeoutError(f"the app did not flush its log within {timeout}s")
 
 
 POSTS = [
@@ -272,8 +298,8 @@ def test_app_logs_hold_no_post_text_or_key_and_it_talks_only_to_loopback(watched
     from gradio_client import Client
 
     secret_post = "Unique post text 7f3a9 about Fort Detrick and the US Army lab."
-    Client(watched_app["url"], verbose=False).predict(secret_post, api_name="/analyze")
-    time.sleep(1)
-    log = watched_app["log"].read_text()
+    answer = Client(watched_app["url"], verbose=False).predict(secret_post, api_name="/analyze")
+    assert answer["narratives"], "the post was not analysed"
+    log = flushed_log(watched_app)
     assert "7f3a9" not in log and "sk-private-key" not in log
     assert _non_loopback(watched_app["connections"]) == []

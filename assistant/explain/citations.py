@@ -16,10 +16,23 @@ def markers(answer: str) -> list[int]:
 class CitationCheck:
     total: int
     unresolved: list[int]
+    available: int = 0  # sources the answer was given to cite
+
+    @property
+    def resolves(self) -> bool | None:
+        """True: the answer cites, and every marker names a source it was given. False: a marker names none of them,
+        or the answer was given sources and cites none (its claims are unsourced). None: nothing to check (no
+        sources and no markers, as in a "no known narrative" answer)."""
+        if self.unresolved:
+            return False
+        if self.total:
+            return True
+        return False if self.available else None
 
     @property
     def valid(self) -> bool:
-        return not self.unresolved
+        """No citation problem: every marker resolves, and an answer given sources cites them."""
+        return self.resolves is not False
 
     @property
     def valid_rate(self) -> float | None:
@@ -28,4 +41,4 @@ class CitationCheck:
 
 def check_citations(answer: str, citation_ids: set[int]) -> CitationCheck:
     found = markers(answer)
-    return CitationCheck(total=len(found), unresolved=[n for n in found if n not in citation_ids])
+    return CitationCheck(total=len(found), unresolved=[n for n in found if n not in citation_ids], available=len(citation_ids))

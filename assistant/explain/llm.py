@@ -160,14 +160,6 @@ def build_prompt(analysis: Analysis, kb: KnowledgeBase, settings: LLMSettings, q
 # -- the citation check ---------------------------------------------------------
 
 
-@dataclass
-class CheckedAnswer:
-    text: str
-    kept: int
-    dropped: int
-    reasons: list[str]
-
-
 def sentences(text: str) -> list[str]:
     protected = ABBREVIATIONS.sub(lambda m: m.group(0)[:-1] + "\u2024", text)  # one-dot leader, restored below
     return [s.strip().replace("\u2024", ".") for s in SENTENCE.findall(protected) if s.strip()]
@@ -193,18 +185,6 @@ def check_sentence(sentence: str, allowed: set[int], kb: KnowledgeBase, matched:
     if kb_attribution(kb).search(lowered):
         return "attributes the post"
     return None
-
-
-def check_answer(text: str, allowed: set[int], kb: KnowledgeBase, analysis: Analysis) -> CheckedAnswer:
-    matched = {m.id for m in analysis.narratives}
-    kept, reasons = [], []
-    for sentence in sentences(text):
-        reason = check_sentence(sentence, allowed, kb, matched)
-        if reason is None:
-            kept.append(sentence)
-        else:
-            reasons.append(reason)
-    return CheckedAnswer(" ".join(kept), len(kept), len(reasons), reasons)
 
 
 def build_question_prompt(question: str, citations, lang: str, settings: LLMSettings) -> Prompt:
