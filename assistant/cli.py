@@ -133,21 +133,30 @@ def ingest(
     if source and source not in assistant.kb.sources:
         _fail(f"unknown source id '{source}' (see corpus/sources/)")
     try:
-        with _progress() as progress:
-            task = progress.add_task("indexing", total=None)
-            report = assistant.ingest(paths, source_id=source, title=title, progress=lambda n: progress.advance(task, n))
+        report = _indexing(lambda progress: assistant.ingest(paths, source_id=source, title=title, progress=progress))
     except (IngestError, StoreUnavailable) as error:
         _fail_on(error, "; the index was not changed")
+    typer.echo(
+        f"indexed {len(paths)} file(s): {report.counts.get('passages', 0)} passages in the index "
+        f"({report.embedded} newly embedded) in {report.seconds:.1f}s"
+    )
+
+
+def _indexing(run):
+    """Runs an index build with a progress bar; a write failure or a full disk leaves the previous index in use.
+    IngestError and StoreUnavailable are passed on (for ingest, they mean nothing was changed)."""
+    try:
+        with _progress() as progress:
+            task = progress.add_task("indexing", total=None)
+            return run(lambda n: progress.advance(task, n))
+    except (IngestError, StoreUnavailable):
+        raise
     except IndexWriteError as error:
         _fail_on(error, "; the previous index is still in use")
     except NarrativeLensError as error:
         _fail_on(error)
     except OSError as error:
         _fail(f"{_os_message(error)}; the previous index is still in use")
-    typer.echo(
-        f"indexed {len(paths)} file(s): {report.counts.get('passages', 0)} passages in the index "
-        f"({report.embedded} newly embedded) in {report.seconds:.1f}s"
-    )
 
 
 @app.command()
@@ -158,15 +167,9 @@ def index(
     """Build or update the index from the knowledge base (done automatically on first use)."""
     assistant = _assistant(ctx)
     try:
-        with _progress() as progress:
-            task = progress.add_task("indexing", total=None)
-            report = assistant.build_index(force=rebuild, progress=lambda n: progress.advance(task, n))
-    except IndexWriteError as error:
-        _fail_on(error, "; the previous index is still in use")
-    except NarrativeLensError as error:
+        report = _indexing(lambda progress: assistant.build_index(force=rebuild, progress=progress))
+    except NarrativeLensError as error:  # the store is unreachable
         _fail_on(error)
-    except OSError as error:
-        _fail(f"{_os_message(error)}; the previous index is still in use")
     state = "built" if report.changed else "up to date"
     counts = ", ".join(f"{v} {k}" for k, v in report.counts.items())
     typer.echo(f"index {state} in {describe(assistant.settings)}: {counts}; {report.embedded} embedded, {report.seconds:.1f}s")
