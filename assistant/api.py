@@ -29,7 +29,7 @@ from .errors import EmptyPost, InvalidInput, NarrativeLensError
 from .explain.answers import Answer, AnswerCandidate, AnswerNarrative, AnswerTactic, FollowUpAnswer
 from .explain.llm import LLMWriter, llm_configured
 from .explain.writing import AnswerWriter, ChatWriter, Event, Final, final_answer
-from .index import BuildReport, IndexStore, StoreUnavailable, corpus_items, document_items, make_client
+from .index import BuildReport, IndexStore, Store, StoreUnavailable, corpus_items, document_items, make_client
 from .ingest import IngestError, load_document
 from .settings import Settings
 from .text import normalise, prepare_post
@@ -37,7 +37,7 @@ from .text import normalise, prepare_post
 
 class Assistant:
     def __init__(self, settings: Settings | None = None, *, kb: KnowledgeBase | None = None, embedder: Embedder | None = None,
-                 store=None, writer: ChatWriter | None = None, **overrides):
+                 store: Store | None = None, writer: ChatWriter | None = None, **overrides):
         """`kb`, `embedder`, `store` and `writer` replace the parts the settings would build (the shipped corpus, the
         configured embedding model, Chroma, the configured LLM endpoint)."""
         offline.prepare()
@@ -68,7 +68,7 @@ class Assistant:
         return self.embeddings.name
 
     @property
-    def store(self) -> IndexStore:
+    def store(self) -> Store:
         if self._store is None:
             self._store = IndexStore(make_client(self.settings), self.embeddings, self.model_name, self.settings.index.collection_prefix)
         return self._store

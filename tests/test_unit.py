@@ -194,3 +194,12 @@ def test_the_endpoint_gives_up_at_its_deadline_and_retries_transient_failures():
     assert flaky.calls == 3
     with pytest.raises(LLMUnavailable, match="could not be reached"):
         list(LLMWriter(LLMSettings(backoff_s=0.01, max_retries=1), chat_model=_Flaky(failures=5)).stream([]))
+
+
+def test_the_real_parts_and_the_fakes_meet_the_same_protocols():
+    from assistant.embeddings import Embedder, MultilingualUSEEmbeddings
+    from assistant.index import IndexStore, Store
+
+    assert isinstance(HashEmbedder(), Embedder) and isinstance(MultilingualUSEEmbeddings(), Embedder)
+    assert isinstance(InMemoryStore(HashEmbedder()), Store)
+    assert all(callable(getattr(IndexStore, name, None)) for name in ("manifest", "build", "all_items", "search"))
