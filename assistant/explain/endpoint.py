@@ -23,17 +23,29 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_afte
 from ..errors import LLMUnavailable
 from ..settings import LLMSettings
 
-TRANSIENT = (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError, httpx.TransportError)
+try:  # openai 3.6x moved from httpx to its fork httpx2; a stream broken off raises the transport's own errors
+    import httpx2
+
+    _TRANSPORTS = (httpx, httpx2)
+except ImportError:
+    _TRANSPORTS = (httpx,)
+
+
+def _each(name: str) -> tuple[type, ...]:
+    return tuple(getattr(module, name) for module in _TRANSPORTS)
+
+
+TRANSIENT = (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError, *_each("TransportError"))
 REASONS = (  # most specific first: APITimeoutError is an APIConnectionError
     (openai.APITimeoutError, "the LLM endpoint did not answer in time"),
-    (httpx.TimeoutException, "the LLM endpoint did not answer in time"),
+    (_each("TimeoutException"), "the LLM endpoint did not answer in time"),
     (openai.APIConnectionError, "the LLM endpoint could not be reached"),
-    (httpx.ConnectError, "the LLM endpoint could not be reached"),
+    (_each("ConnectError"), "the LLM endpoint could not be reached"),
     (openai.RateLimitError, "the LLM endpoint is rate-limiting requests"),
     (openai.AuthenticationError, "the LLM endpoint rejected the API key"),
     (openai.NotFoundError, "the LLM endpoint does not know the configured model"),
     (openai.InternalServerError, "the LLM endpoint returned a server error"),
-    (httpx.RemoteProtocolError, "the LLM endpoint broke off its answer"),
+    (_each("RemoteProtocolError"), "the LLM endpoint broke off its answer"),
 )
 
 
@@ -50,7 +62,8 @@ def make_chat_model(settings: LLMSettings) -> BaseChatModel:
         temperature=settings.temperature,
         api_key=os.environ.get("OPENAI_API_KEY") or "not-needed",  # local servers ignore the key
         base_url=os.environ.get("OPENAI_BASE_URL") or None,
-        timeout=httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s),
+        # (connect, read, write, pool) as a plain tuple: both httpx and httpx2 (newer openai clients) take it.
+        timeout=(settings.connect_timeout_s, settings.read_timeout_s, settings.read_timeout_s, settings.connect_timeout_s),
         max_retries=0,  # retries are tenacity's here, inside the answer's deadline
         max_tokens=settings.answer_tokens,
         streaming=True,
