@@ -168,3 +168,21 @@ def merge_spans(spans) -> list[tuple[int, int]]:
         else:
             merged.append([start, end])
     return [(start, end) for start, end in merged]
+
+
+def hashtag_form(phrase: str) -> str | None:
+    """A Latin phrase of several words as a hashtag or handle writes it ("adrian zenz" -> "adrianzenz"), or None.
+
+    Real posts carry their claims in tags ("#ForcedLabour", "#FortDetrick"): without this form a phrase the
+    card names is missed whenever a post tags it. Only phrases of 8 letters or more, so that a joined short
+    phrase does not turn up inside unrelated words.
+    """
+    words = phrase.lower().replace("-", " ").split()
+    if len(words) < 2 or not all(word.isascii() and word.isalnum() for word in words):
+        return None
+    joined = "".join(words)
+    return joined if len(joined) >= 8 else None
+
+
+def with_hashtag_forms(phrases) -> set[str]:
+    return set(phrases) | {form for phrase in phrases if (form := hashtag_form(phrase))}

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from assistant.text import clean, normalise, segments
+from assistant.text import clean, hashtag_form, normalise, segments
 
 pytestmark = pytest.mark.unit  # no encoder, Chroma or server: part of the fast tier
 
@@ -46,3 +46,29 @@ def test_look_alikes_fold_only_where_they_disguise_latin():
     assert clean("Санкции и Хіnјіаng") == "Санкции и Xinjiang"
     # A text written with look-alike letters only (no genuine Cyrillic) is folded throughout.
     assert clean("Хіnјіаng соttоn") == "Xinjiang cotton"
+
+
+def test_hashtag_form_joins_only_long_latin_phrases():
+    assert hashtag_form("adrian zenz") == "adrianzenz"
+    assert hashtag_form("forced-labo") == "forcedlabo"
+    assert hashtag_form("us lab") is None  # too short: a joined short phrase turns up inside other words
+    assert hashtag_form("detrick") is None  # one word is already its own tag
+    assert hashtag_form("德特里克堡") is None
+
+
+def test_card_phrases_are_found_in_hashtags():
+    from assistant.analysis.claims import ClaimFrames
+    from assistant.analysis.matcher import MarkerIndex
+    from assistant.corpus.models import NarrativeCard
+
+    card = NarrativeCard.model_validate({
+        "id": "labour-denial", "campaign": "test", "title": "t", "summary": "s", "claims": ["c"],
+        "markers": {"en": ["adrian zenz"]}, "frames": [[["forced labo*"], ["smear*"]]],
+        "tactics": [], "facts": [{"text": "f", "source": "src", "locator": "p. 1"}], "sources": ["src"],
+    })
+    markers, frames = MarkerIndex([card]), ClaimFrames([card], {})
+    post = "The #US #ForcedLabour smears all come from #AdrianZenz"  # constructed
+    assert markers.hits(post)[0] == 1 and frames.hits(post)[0] == 1
+    plain = "The US says forced labour; smears come from Zenz"  # constructed: no joined tag, no full marker
+    assert markers.hits(plain)[0] == 0 and frames.hits(plain)[0] == 1
+    assert markers.hits("#AdrianZenzFan club")[0] == 0  # a tag that goes on is another word

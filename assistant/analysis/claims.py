@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..corpus import NarrativeCard
+from ..text import hashtag_form
 
 _LATIN = re.compile(r"[a-z0-9]")  # word boundaries matter for these only: Chinese terms match anywhere
 _ACRONYM = re.compile(r"^[A-Z][A-Z.]+$")
@@ -58,6 +59,9 @@ class _Terms:
             if not literal:
                 continue
             variants.setdefault(literal, set()).add(key)
+            joined = hashtag_form(literal)
+            if joined is not None:  # "#ForcedLabour" names the term "forced labo*" (see text.hashtag_form)
+                variants.setdefault(joined, set()).add(key)
             if _ACRONYM.match(term.rstrip("*")):
                 self.acronyms[key] = term.rstrip("*").replace("-", " ")
         self.variants = variants

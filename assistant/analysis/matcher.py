@@ -32,7 +32,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from ..corpus import NarrativeCard
-from ..text import HAN
+from ..text import HAN, with_hashtag_forms
 from .trees import TreeEnsemble
 
 
@@ -48,7 +48,7 @@ class MarkerIndex:
         self.patterns: list[re.Pattern | None] = []
         owners: dict[str, list[int]] = {}  # lower-cased phrase -> the narratives it marks
         for index, card in enumerate(cards):
-            phrases = sorted({phrase.strip() for phrase in card.markers.all() if phrase.strip()})
+            phrases = sorted(with_hashtag_forms({phrase.strip() for phrase in card.markers.all() if phrase.strip()}))
             self.patterns.append(re.compile(_trie_pattern(phrases), re.IGNORECASE) if phrases else None)
             for phrase in phrases:
                 owners.setdefault(phrase.lower(), [])
