@@ -8,7 +8,7 @@ of each sentence live here and nowhere else; `check_answer` runs the same check 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, Union
 
@@ -18,7 +18,7 @@ from ..errors import LLMUnavailable
 from ..settings import LLMSettings
 from .answers import Answer, FollowUpAnswer
 from .composer import answer_language, closing_block, compose, compose_followup, sources_block, verdict_block
-from .llm import build_prompt, build_question_prompt, build_rerank_prompt, check_sentence, parse_choice, sentences
+from .llm import Prompt, build_prompt, build_question_prompt, build_rerank_prompt, check_sentence, parse_choice, sentences
 
 NOTICES = {
     "unavailable": "The LLM answer was not available ({reason}); this is the offline answer.",
@@ -122,26 +122,18 @@ class AnswerWriter:
         lang = answer_language(analysis)
         prompt = build_prompt(analysis, self.kb, self.settings)
         head = "\n".join(verdict_block(analysis, lang)) + "\n\n"
-        checked = CheckedText(prompt.source_ids, self.kb, {m.id for m in analysis.narratives})
-        try:
-            for piece in writer.stream(prompt.messages):
-                if checked.feed(piece):
-                    yield Partial(head + checked.text)
-        except LLMUnavailable as error:
-            yield Final(self.offline(analysis, [*notices, NOTICES["unavailable"].format(reason=error)]))
-            return
-        checked.finish()
-        total = len(checked.kept) + len(checked.dropped)
-        if len(checked.kept) < self.settings.min_kept_sentences:
-            notice = NOTICES["poorly cited"].format(dropped=len(checked.dropped), total=total)
-            yield Final(self.offline(analysis, [*notices, notice]))
-            return
-        extra = [NOTICES["removed"].format(dropped=len(checked.dropped))] if checked.dropped else []
-        markdown = head + checked.text + "\n" + "\n".join(closing_block(analysis, lang, self.kb)) + "\n"
-        analysis = analysis.model_copy(update={"notices": analysis.notices + list(notices) + extra})
-        answer = Answer.offline(analysis, markdown)
-        update = {"mode": "llm", "model": writer.model_name, "llm_choice": self.choice(analysis, writer)}
-        yield Final(answer.model_copy(update=update))
+
+        def written(checked: CheckedText, shown: list[str]) -> Answer:
+            markdown = head + checked.text + "\n" + "\n".join(closing_block(analysis, lang, self.kb)) + "\n"
+            noted = analysis.model_copy(update={"notices": analysis.notices + shown})
+            answer = Answer.offline(noted, markdown)
+            update = {"mode": "llm", "model": writer.model_name, "llm_choice": self.choice(noted, writer)}
+            return answer.model_copy(update=update)
+
+        yield from self._checked_events(
+            writer, prompt, {m.id for m in analysis.narratives}, notices, head=head,
+            offline=lambda shown: self.offline(analysis, shown), written=written,
+        )
 
     def follow_up(self, question: str, found, writer: ChatWriter | None, notices: list[str] = ()) -> Iterator[Event]:
         """`found`: the QuestionAnswerer's result (citations, language) for `question`."""
@@ -152,28 +144,49 @@ class AnswerWriter:
             yield Final(offline)
             return
         prompt = build_question_prompt(question, found.citations, found.lang, self.settings)
-        checked = CheckedText(prompt.source_ids, self.kb, set())
+
+        def written(checked: CheckedText, shown: list[str]) -> FollowUpAnswer:
+            sources = "\n".join(sources_block(found.citations, "zh" if found.lang == "zh" else "en"))
+            return FollowUpAnswer(
+                mode="llm", model=writer.model_name, lang=found.lang, answer=checked.text + "\n" + sources + "\n",
+                citations=found.citations, notices=shown,
+            )
+
+        yield from self._checked_events(
+            writer, prompt, set(), notices,
+            offline=lambda shown: offline.model_copy(update={"notices": shown}), written=written,
+        )
+
+    def _checked_events(
+        self,
+        writer: ChatWriter,
+        prompt: Prompt,
+        matched: set[str],
+        notices: list[str],
+        *,
+        head: str = "",
+        offline: Callable[[list[str]], Union[Answer, FollowUpAnswer]],
+        written: Callable[[CheckedText, list[str]], Union[Answer, FollowUpAnswer]],
+    ) -> Iterator[Event]:
+        """The streaming behind both `answer` and `follow_up`, so that the two fall back and give notice alike:
+        a `Partial` (after `head`) each time a checked sentence is kept, then one `Final`: `written(checked,
+        shown)`, or `offline(shown)` when the LLM fails or fewer than min_kept_sentences pass the check. `shown`
+        is the caller's `notices`, then the one saying what was removed or why the answer is offline."""
+        checked = CheckedText(prompt.source_ids, self.kb, matched)
         try:
             for piece in writer.stream(prompt.messages):
                 if checked.feed(piece):
-                    yield Partial(checked.text)
+                    yield Partial(head + checked.text)
         except LLMUnavailable as error:
-            yield Final(offline.model_copy(update={"notices": [*notices, NOTICES["unavailable"].format(reason=error)]}))
+            yield Final(offline([*notices, NOTICES["unavailable"].format(reason=error)]))
             return
         checked.finish()
         if len(checked.kept) < self.settings.min_kept_sentences:
             total = len(checked.kept) + len(checked.dropped)
-            notice = NOTICES["poorly cited"].format(dropped=len(checked.dropped), total=total)
-            yield Final(offline.model_copy(update={"notices": [*notices, notice]}))
+            yield Final(offline([*notices, NOTICES["poorly cited"].format(dropped=len(checked.dropped), total=total)]))
             return
-        extra = [NOTICES["removed"].format(dropped=len(checked.dropped))] if checked.dropped else []
-        sources = "\n".join(sources_block(found.citations, "zh" if found.lang == "zh" else "en"))
-        yield Final(
-            FollowUpAnswer(
-                mode="llm", model=writer.model_name, lang=found.lang, answer=checked.text + "\n" + sources + "\n",
-                citations=found.citations, notices=[*notices, *extra],
-            )
-        )
+        removed = [NOTICES["removed"].format(dropped=len(checked.dropped))] if checked.dropped else []
+        yield Final(written(checked, [*notices, *removed]))
 
     def choice(self, analysis: Analysis, writer: ChatWriter) -> str | None:
         """LLM-assisted matching: which of the matched and runner-up narratives the LLM picks (if asked to)."""
