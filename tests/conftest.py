@@ -233,18 +233,28 @@ def mini_examples() -> list[dict]:
     return rows
 
 
-def write_mini_corpus(root: Path) -> Path:
+def write_corpus(root: Path, cards: dict[str, dict[str, str]], examples: dict[str, list[dict]], campaign: str | None = None) -> Path:
+    """A corpus at root/corpus, the one way tests lay one out: cards[folder][id] is the text of
+    corpus/<folder>/<id>.md, examples[name] the rows of corpus/examples/<name>.jsonl, and `campaign` the text of
+    corpus/campaign.yaml (none written without it)."""
     corpus = root / "corpus"
     for folder in ("narratives", "tactics", "sources", "examples"):
         (corpus / folder).mkdir(parents=True, exist_ok=True)
-    (corpus / "sources" / "test-report.md").write_text(MINI_SOURCE, encoding="utf-8")
-    (corpus / "tactics" / "whataboutism.md").write_text(MINI_TACTIC, encoding="utf-8")
-    for narrative_id, text in MINI_NARRATIVES.items():
-        (corpus / "narratives" / f"{narrative_id}.md").write_text(text, encoding="utf-8")
-    with open(corpus / "examples" / "mini.jsonl", "w", encoding="utf-8") as handle:
-        for row in mini_examples():
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    if campaign is not None:
+        (corpus / "campaign.yaml").write_text(campaign, encoding="utf-8")
+    for folder, texts in cards.items():
+        for card_id, text in texts.items():
+            (corpus / folder / f"{card_id}.md").write_text(text, encoding="utf-8")
+    for name, rows in examples.items():
+        with open(corpus / "examples" / f"{name}.jsonl", "w", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     return corpus
+
+
+def write_mini_corpus(root: Path) -> Path:
+    cards = {"sources": {"test-report": MINI_SOURCE}, "tactics": {"whataboutism": MINI_TACTIC}, "narratives": MINI_NARRATIVES}
+    return write_corpus(root, cards, {"mini": mini_examples()})
 
 
 @pytest.fixture

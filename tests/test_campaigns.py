@@ -7,14 +7,13 @@ campaign into a temporary corpus and ask about it end to end.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from conftest import REPO, citations_resolve, write_mini_corpus
+from conftest import REPO, citations_resolve, write_corpus, write_mini_corpus
 
 from assistant.analysis import detect_language
 from assistant.corpus import load_knowledge_base, validate
@@ -135,20 +134,13 @@ BENIGN = [
 
 
 def write_russian_campaign(root: Path) -> Path:
-    corpus = root / "corpus"
-    for folder in ("narratives", "tactics", "sources", "examples"):
-        (corpus / folder).mkdir(parents=True, exist_ok=True)
-    (corpus / "campaign.yaml").write_text(CAMPAIGN, encoding="utf-8")
-    (corpus / "sources" / "ru-test-report.md").write_text(SOURCE, encoding="utf-8")
-    (corpus / "tactics" / "whataboutism.md").write_text(TACTIC, encoding="utf-8")
-    for narrative_id, text in NARRATIVES.items():
-        (corpus / "narratives" / f"{narrative_id}.md").write_text(text, encoding="utf-8")
-    with open(corpus / "examples" / "ru.jsonl", "w", encoding="utf-8") as handle:
-        for prefix, texts, labels in (("san", SANCTIONS, ["sanctions-hurt-europe"]), ("aid", AID, ["aid-is-stolen"]), ("ben", BENIGN, [])):
-            for number, text in enumerate(texts, start=1):
-                row = {"id": f"{prefix}-{number:03d}", "text": text, "lang": "ru", "platform": "telegram", "narratives": labels}
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return corpus
+    rows = [
+        {"id": f"{prefix}-{number:03d}", "text": text, "lang": "ru", "platform": "telegram", "narratives": labels}
+        for prefix, texts, labels in (("san", SANCTIONS, ["sanctions-hurt-europe"]), ("aid", AID, ["aid-is-stolen"]), ("ben", BENIGN, []))
+        for number, text in enumerate(texts, start=1)
+    ]
+    cards = {"sources": {"ru-test-report": SOURCE}, "tactics": {"whataboutism": TACTIC}, "narratives": NARRATIVES}
+    return write_corpus(root, cards, {"ru": rows}, campaign=CAMPAIGN)
 
 
 @pytest.fixture
