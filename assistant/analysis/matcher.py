@@ -186,7 +186,7 @@ PAIR_FEATURES = (
     "examples_k", "examples_1", "benign_k", "benign_1", "examples_k_minus_benign", "examples_1_minus_benign",
     "examples_lead", "lexical_k", "lexical_benign_k", "lexical_lead", "claim", "claim_lead", "claim_lexical",
     "marker", "frame", "other_marker", "reports", "refutes", "reports_x_frame", "refutes_x_frame",
-    "reports_x_claim", "refutes_x_claim", "short", "log_length",
+    "reports_x_claim", "refutes_x_claim", "short", "log_length", "reports_x_own_share", "refutes_x_own_share",
 )
 PHRASE_FEATURES = (
     "lexical_k", "lexical_benign_k", "lexical_lead", "claim_lexical", "marker", "frame", "reports", "refutes",
@@ -260,6 +260,10 @@ class NarrativeMatcher:
         self.far = -1.0  # below this closeness to every example and claim, with no marker or frame, a post is unknown ground
         self.benign_scores = np.zeros(0)
         self.short_letters = 12
+        # Per narrative, the share of its own examples that report or refute something (J x 2). A narrative that
+        # denies accusations ("the genocide story is debunked") is written in a debunk's words, so a refutation cue
+        # argues against most narratives but not against that one: the trees need to know which is which.
+        self.stance_share = np.zeros((0, 2))
 
     # -- inputs -------------------------------------------------------------
     def lexical(self, texts: list[str]) -> csr_matrix:
@@ -345,6 +349,7 @@ class NarrativeMatcher:
             _lead(examples_k), lexical_k, lexical_benign[:, None] * ones, _lead(lexical_k), claim, _lead(claim), claim_lexical,
             markers, frames, other_marker, reports * ones, refutes * ones, reports * frames, refutes * frames,
             reports * claim, refutes * claim, short[:, None] * ones, np.log1p(inputs.length)[:, None] * ones,
+            reports * self.stance_share[None, :, 0], refutes * self.stance_share[None, :, 1],
         ]
         return np.stack(columns, axis=2)
 
@@ -395,6 +400,8 @@ class NarrativeMatcher:
         self.lexical_reference_t = inputs.lexical.T.tocsr()
         self.groups = [np.flatnonzero([narrative in labels for labels in gold]) for narrative in self.ids]
         self.groups.append(np.flatnonzero(carries == 0))
+        own_stance = inputs.stance[:, :2] > 0
+        self.stance_share = np.array([own_stance[group].mean(axis=0) if len(group) else np.zeros(2) for group in self.groups[:-1]])
         claim_rows = [(text, vector, self.ids.index(label)) for text, vector, label in claims if label in known]
         if claim_rows:
             self.claim_vectors = np.stack([vector for _, vector, _ in claim_rows]).astype(np.float32)
