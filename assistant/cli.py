@@ -184,6 +184,7 @@ def eval_command(
     out: Annotated[Optional[Path], typer.Option(help="Write report.md, report.html, plots and metrics.json here.")] = None,
     cv: Annotated[Optional[int], typer.Option("--cv", help="K-fold cross-validation using the dataset as the knowledge base.")] = None,
     workers: Annotated[int, typer.Option(help="Offline eval spread over this many processes.")] = 1,
+    perturb: Annotated[bool, typer.Option("--perturb", help="Also rewrite each matched post with evasion tricks (filler, emoji, spaced letters, reversed text, leetspeak) and report how many matches survive.")] = False,
 ) -> None:
     """Score the assistant on labelled posts: F1, top-1, benign false positives, citations, latency."""
     from .evaluation import cross_validate, evaluate, evaluate_parallel, load_dataset
@@ -223,6 +224,11 @@ def eval_command(
         _fail(_os_message(error))
     summary["mode"] = mode
     summary["dataset"] = str(dataset)
+    if perturb:
+        from .evaluation.perturb import perturbation_survival
+
+        analyse = lambda texts: [[n.id for n in a.narratives] for a in assistant.ask_many(texts)]  # noqa: E731
+        summary["perturb"] = perturbation_survival(analyse, examples)
     failed = summary["errors"]
     if failed["n"]:
         first = failed["examples"][0]

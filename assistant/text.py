@@ -17,7 +17,7 @@ from dataclasses import dataclass
 ZERO_WIDTH = frozenset(
     "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180e"
     "\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
-    "\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\u206a\u206b"
+    "\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\u206a\u206b\u2800"
     "\u206c\u206d\u206e\u206f\u3164\ufe00\ufe01\ufe02\ufe03\ufe04\ufe05"
     "\ufe06\ufe07\ufe08\ufe09\ufe0a\ufe0b\ufe0c\ufe0d\ufe0e\ufe0f\ufeff\uffa0"
 )
@@ -40,8 +40,22 @@ HOMOGLYPHS = str.maketrans(
         "τ": "t", "υ": "u", "χ": "x", "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z",
         "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N", "Ο": "O", "Ρ": "P",
         "Τ": "T", "Υ": "Y", "Χ": "X",
+        # Armenian and Latin-extended letters that pass for Latin ones
+        "օ": "o", "ս": "u", "ց": "g", "ո": "n", "հ": "h", "ք": "p", "Տ": "S", "Օ": "O",
+        "ɑ": "a", "ı": "i", "ȷ": "j", "ɩ": "i", "ʏ": "y", "ɴ": "n", "ʀ": "r", "ꜱ": "s", "ᴄ": "c", "ᴏ": "o",
+        "ᴠ": "v", "ᴡ": "w", "ᴢ": "z",
     }
 )
+
+# Leetspeak digits and signs, folded only inside a word that has them between letters ("x1nj1ang", "f0rt"):
+# "covid19", "5G", "2nd" and "G7" keep their digits.
+# "@" and "$" are left alone: inside a word they are mostly addresses and prices.
+LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t"})
+_LEET_WORD = re.compile(r"(?<!\w)[A-Za-z0-9]*[A-Za-z][013457]+[A-Za-z][A-Za-z0-9]*")
+# Letters typed one by one with a space between ("F o r t D e t r i c k", "新 疆 棉 花"): four or more.
+# Chinese is written without spaces, so a space between two Chinese characters is dropped wherever it is.
+_SPACED = re.compile(r"(?<![^\W\d_])(?:[^\W\d_] ){3,}[^\W\d_](?![^\W\d_])|(?<=[\u3400-\u4dbf\u4e00-\u9fff]) (?=[\u3400-\u4dbf\u4e00-\u9fff])")
+_RLO_RUN = re.compile("\u202e([^\u202c\n]*)")  # right-to-left override up to its pop or the line end
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -66,7 +80,8 @@ class NormalisedText:
             return (0, 0)
         start = max(0, min(start, len(self.origin) - 1))
         end = max(start + 1, min(end, len(self.origin)))
-        return self.origin[start], self.origin[end - 1] + 1
+        covered = self.origin[start:end]  # not increasing where a right-to-left run was read backwards
+        return min(covered), max(covered) + 1
 
 
 def normalise(text: str) -> NormalisedText:
@@ -80,12 +95,16 @@ def normalise(text: str) -> NormalisedText:
     out: list[str] = []
     origin: list[int] = []
     fold = _folded_positions(text)
-    for index, char in enumerate(text):
-        if char in ZERO_WIDTH or _CONTROL.match(char):
+    order, dropped, leet = _reading_order(text)
+    for index in order:
+        char = text[index]
+        if char in ZERO_WIDTH or _CONTROL.match(char) or index in dropped:
             continue
         folded = unicodedata.normalize("NFKC", char)
         if index in fold:
             folded = folded.translate(HOMOGLYPHS)
+        if index in leet:
+            folded = folded.translate(LEET)
         for piece in folded:
             if piece in ZERO_WIDTH:
                 continue
@@ -94,7 +113,29 @@ def normalise(text: str) -> NormalisedText:
     return NormalisedText(original=text, text="".join(out), origin=tuple(origin))
 
 
-_FOREIGN = re.compile(r"[\u0370-\u03ff\u0400-\u052f]")  # Greek and Cyrillic letters
+def _reading_order(text: str) -> tuple[list[int], set[int], set[int]]:
+    """How evasions are undone: the order to read the characters in (a run under a right-to-left override is
+    stored backwards so that it displays forwards: read it backwards), the spaces of letter-spaced words (dropped),
+    and the leetspeak digits (folded). The three common ways to hide a phrase from a keyword filter."""
+    order = list(range(len(text)))
+    if "\u202e" in text:
+        for match in _RLO_RUN.finditer(text):
+            start, end = match.span(1)
+            order[start:end] = order[start:end][::-1]
+    dropped = {match.start() + offset for match in _SPACED.finditer(text)
+               for offset, char in enumerate(match.group()) if char == " "} if " " in text else set()
+    dropped = set(dropped)
+    for match in _SYMBOL_RUN.finditer(text):  # a wall of emoji drowns the words for the encoder: three are kept
+        dropped.update(range(match.start() + 3, match.end()))
+    leet = {match.start() + offset for match in _LEET_WORD.finditer(text)
+            for offset, char in enumerate(match.group()) if char in "013457"} if _HAS_LEET.search(text) else set()
+    return order, dropped, leet
+
+
+_PICTOGRAPH = "\u2190-\u2bff\U0001f000-\U0001faff"  # arrows, dingbats, emoji
+_SYMBOL_RUN = re.compile(f"[{_PICTOGRAPH}](?:[{_PICTOGRAPH}\ufe0f\u200d\\s]*[{_PICTOGRAPH}]){{3,}}")
+_HAS_LEET = re.compile(r"[A-Za-z][013457]")
+_FOREIGN = re.compile(r"[\u0370-\u03ff\u0400-\u052f\u0530-\u058f]")  # Greek, Cyrillic and Armenian letters
 _WORD = re.compile(r"[^\W_]+(?:[\u00ad\u200b-\u200d\u2060\ufeff][^\W_]+)*")
 _LATIN_LETTER = re.compile(r"[A-Za-z\u00c0-\u024f]")
 

@@ -24,7 +24,7 @@ from conftest import REPO, VENV_BIN, citations_resolve, free_port, server_proces
 # -- bad input through the Python API ----------------------------------------------
 
 
-@pytest.mark.parametrize("post", ["", "   ", "\n\t\r", "\u200b\u200c\ufeff", "\x00\x01\x02"])
+@pytest.mark.parametrize("post", ["", "   ", "\n\t\r", "\u200b\u200c\ufeff", "\x00\x01\x02", "\u2800\u2800 \u2800"])
 def test_empty_posts_raise_a_clear_error(shipped_assistant, post):
     with pytest.raises(EmptyPost, match="the post is empty"):
         shipped_assistant.ask(post)
@@ -303,3 +303,21 @@ def test_app_logs_hold_no_post_text_or_key_and_it_talks_only_to_loopback(watched
     log = flushed_log(watched_app)
     assert "7f3a9" not in log and "sk-private-key" not in log
     assert _non_loopback(watched_app["connections"]) == []
+
+
+# -- evasion -------------------------------------------------------------------
+
+
+def test_matches_survive_evasion_transforms(shipped_assistant):
+    """`eval --perturb` on the constructed test split's narrative posts (a sample): each transform keeps at least
+    90% of the matches (filler, an emoji wall, spaced letters, reversed text, leetspeak)."""
+    from assistant.evaluation import load_dataset
+    from assistant.evaluation.perturb import TRANSFORMS, perturbation_survival
+
+    examples = [e for e in load_dataset(REPO / "evals" / "test.jsonl", set(shipped_assistant.kb.narratives)) if e.narratives][:120]
+    analyse = lambda texts: [[n.id for n in a.narratives] for a in shipped_assistant.ask_many(texts)]  # noqa: E731
+    report = perturbation_survival(analyse, examples)
+    assert set(report) == set(TRANSFORMS)
+    assert all(row["matched"] >= 80 for row in report.values())
+    low = {name: row["share"] for name, row in report.items() if row["share"] < 0.9}
+    assert not low, f"matches lost to evasion: {low}"

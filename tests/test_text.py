@@ -72,3 +72,17 @@ def test_card_phrases_are_found_in_hashtags():
     plain = "The US says forced labour; smears come from Zenz"  # constructed: no joined tag, no full marker
     assert markers.hits(plain)[0] == 0 and frames.hits(plain)[0] == 1
     assert markers.hits("#AdrianZenzFan club")[0] == 0  # a tag that goes on is another word
+
+
+def test_evasions_are_undone_before_matching():
+    # Constructed lines, each hiding "Fort Detrick" or a Xinjiang phrase the way keyword-filter evasion does.
+    assert normalise("The virus came from F o r t D e t r i c k").text == "The virus came from FortDetrick"
+    assert normalise("新 疆 棉 花 是 机器采摘的").text == "新疆棉花是机器采摘的"
+    assert normalise("\u202ekcirteD troF morf emac suriv ehT\u202c").text == "The virus came from Fort Detrick"
+    assert normalise("x1nj1ang c0tt0n, f0rc3d lab0ur").text == "xinjiang cotton, forced labour"
+    assert normalise("COVID19, 5G, the G7, 2nd wave, me@home").text == "COVID19, 5G, the G7, 2nd wave, me@home"
+    assert normalise("Fort Detrick " + "😀🔥" * 150).text == "Fort Detrick 😀🔥😀"
+    assert normalise("Plan A B C").text == "Plan A B C"  # three single letters are a list, not a spaced word
+    hidden = normalise("Look: \u202ekcirteD troF\u202c!")
+    start = hidden.text.index("Fort")
+    assert hidden.original[slice(*hidden.original_span(start, start + len("Fort Detrick")))] == "kcirteD troF"

@@ -11,7 +11,7 @@ from ..corpus import KnowledgeBase
 from ..embeddings import MultilingualUSEEmbeddings, OpenAICompatibleEmbeddings
 from ..settings import MatchingSettings
 from ..text import HAN, normalise, segments
-from .matcher import MarkerIndex, NarrativeMatcher
+from .matcher import PAIR_FEATURES, MarkerIndex, NarrativeMatcher
 from .models import (
     Analysis,
     Citation,
@@ -28,6 +28,7 @@ from .tactics import TacticDetector
 
 _LATIN = re.compile(r"[A-Za-z]")
 MAX_SEGMENTS = 24
+WINDOW_POSTS = 6  # sentences from which a post is long enough to hide a claim in (its core is scored)
 
 
 def detect_language(text: str) -> str:
@@ -226,12 +227,13 @@ class Analyzer:
         phrase model (see NarrativeMatcher.score_phrases), which picks the phrases that carry a match.
         """
         notices = notices or [[] for _ in texts]
-        prepared, posts, post_markers, post_found = [], [], [], []
+        prepared, posts, post_markers, post_found, post_sentences = [], [], [], [], []
         phrase_texts, phrase_markers, phrase_frames = [], [], []
         frames = self.matcher.frames
         for text in texts:
             normal = normalise(text)
             spans = segments(normal.text)[:MAX_SEGMENTS]
+            post_sentences.append(spans)
             pieces = phrase_spans(normal.text, spans)
             whole, within = self.matcher.markers.hits_within(normal.text, pieces)
             if frames is not None:
@@ -257,6 +259,7 @@ class Analyzer:
             phrase_scores = self.matcher.score_phrases(phrase_inputs)
         else:
             phrase_scores = np.zeros((0, len(self.matcher.ids)))
+        self._score_cores(post_sentences, prepared, inputs, post_scores, closeness)
         abstentions = [
             self._abstention(inputs.length[i], closeness[i], inputs.markers[i], inputs.frames[i], inputs.stance[i]) for i in range(len(posts))
         ]
@@ -278,6 +281,54 @@ class Analyzer:
             similarities = semantic[index] if semantic is not None else np.zeros(0)
             results.append(self._assemble(text, normal, vectors[index], similarities, evidence, post_notices, passages[index]))
         return results
+
+    def _score_cores(self, sentences, prepared, inputs, post_scores: np.ndarray, closeness: np.ndarray) -> None:
+        """For a long post, scores its core: the sentences nearer to some narrative's examples or claims than to
+        the benign ones, or naming a marker or a frame. The post's score is raised (in place) to the core's.
+
+        Benign filler around a claim dilutes the whole post's embedding until the claim no longer counts: ten
+        everyday sentences after a narrative post cut its matches by half. The core keeps the post's own stance
+        cues, so a report that quotes a claim in one sentence and rejects it in the next is still a report. Only
+        posts of WINDOW_POSTS sentences or more pay for the extra embeddings.
+        """
+        owners, texts = [], []
+        for i, spans in enumerate(sentences):
+            if len(spans) >= WINDOW_POSTS:
+                text = prepared[i][1].text
+                owners += [i] * len(spans)
+                texts += [text[a:b] for a, b in spans]
+        if not texts:
+            return
+        vectors = self.embeddings.encode(texts, normalised=True)
+        sentence_inputs = self.matcher.inputs(texts)
+        _, features = self.matcher.score(vectors, sentence_inputs, self._semantic(vectors))
+        near = self.matcher.closeness(features).max(axis=1)
+        benign = features[:, 0, PAIR_FEATURES.index("benign_1")]
+        keep = (near > benign) | sentence_inputs.markers.any(axis=1) | sentence_inputs.frames.any(axis=1)
+        cores, core_owners = [], []
+        for i in sorted(set(owners)):
+            rows = [row for row, owner in enumerate(owners) if owner == i]
+            kept = [texts[row] for row in rows if keep[row]]
+            if kept and len(kept) < len(rows):
+                cores.append(" ".join(kept))
+                core_owners.append(i)
+        if not cores:
+            return
+        core_vectors = self.embeddings.encode(cores, normalised=True)
+        core_inputs = self.matcher.inputs(cores)
+        core_inputs.stance = inputs.stance[np.array(core_owners)]
+        scores, core_features = self.matcher.score(core_vectors, core_inputs, self._semantic(core_vectors))
+        core_near = self.matcher.closeness(core_features)
+        for row, i in enumerate(core_owners):
+            post_scores[i] = np.maximum(post_scores[i], scores[row])
+            closeness[i] = np.maximum(closeness[i], core_near[row])
+
+    def _semantic(self, vectors) -> np.ndarray | None:
+        """Cosine similarity to the matcher's reference examples, from the examples table (one product)."""
+        if not len(self.examples.ids):
+            return None
+        semantic = np.asarray(vectors, dtype=np.float32) @ self.examples.vectors.T
+        return semantic if semantic.shape[1] == self.matcher.reference.shape[0] else None
 
     def _abstention(self, letters: float, closeness: np.ndarray, markers: np.ndarray, frames: np.ndarray, stance: np.ndarray) -> str | None:
         """A reason to abstain whatever the score: too little text, a text that attributes a claim to others and

@@ -137,6 +137,9 @@ def metric_rows(summary: dict) -> list[tuple[str, str]]:
         ("faithfulness", _faithfulness(summary)),
         ("latency p50 / p95 (ms)", f"{_fmt(summary['latency_ms']['p50'])} / {_fmt(summary['latency_ms']['p95'])}"),
         ("throughput (posts/s)", _fmt(summary["latency_ms"]["throughput_per_s"])),
+    ] + [
+        (f"survives {name}", f"{_fmt(row['share'])} ({row['survived']} of {row['matched']} matches)")
+        for name, row in summary.get("perturb", {}).items()
     ]
 
 
