@@ -53,12 +53,12 @@ def test_retrieval_ranks_by_similarity_and_drops_the_unrelated(assistant, tmp_pa
 
 def test_ingesting_keeps_the_fitted_matcher_and_saving_an_example_refits_it(assistant, tmp_path):
     before = assistant.analyzer.matcher
-    cached = sorted((assistant.settings.data_dir / "cache").glob("matcher-*.pkl"))
+    cached = sorted((assistant.settings.data_dir / "cache").glob("matcher-*.npz"))
     assistant.ingest([make_pdf(tmp_path / "report.pdf", [PAGE_ONE, PAGE_TWO])])
-    assert sorted((assistant.settings.data_dir / "cache").glob("matcher-*.pkl")) == cached  # not refitted
+    assert sorted((assistant.settings.data_dir / "cache").glob("matcher-*.npz")) == cached  # not refitted
     assert assistant.analyzer.matcher.threshold == before.threshold
     assistant.add_example("Constructed: the cotton sanctions are a lie and machines pick everything.", ["cotton-is-machine-picked"], [])
-    refitted = sorted((assistant.settings.data_dir / "cache").glob("matcher-*.pkl"))
+    refitted = sorted((assistant.settings.data_dir / "cache").glob("matcher-*.npz"))
     assert len(refitted) == 1 and refitted != cached
 
 

@@ -70,3 +70,31 @@ def test_a_warm_start_reads_no_examples_from_the_store_and_embeds_no_knowledge(m
     assert encoded == [1, 1]  # the post and the question, nothing of the knowledge base
     assert again.answer == first.answer and again.narratives == first.narratives
     assert follow_up.answer == first_follow_up.answer
+
+
+def test_the_matcher_cache_holds_no_pickle_and_a_planted_one_is_never_read(mini_corpus, tmp_path):
+    """The fitted matcher is stored as arrays and JSON (read with allow_pickle=False); a pickle planted in the
+    cache directory under the old name runs nothing, and a damaged file is refitted, not trusted."""
+    settings = Settings(data_dir=tmp_path / "data", corpus_dir=mini_corpus)
+    post = "Cotton is machine-picked, the forced labor lie is over."
+    first = Assistant(settings).ask(post)
+    cache = settings.data_dir / "cache"
+    (saved,) = cache.glob("matcher-*.npz")
+    with np.load(saved, allow_pickle=False) as arrays:  # raises if any entry needs a pickle
+        assert "meta" in arrays.files and all(arrays[key].dtype != object for key in arrays.files)
+
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    (cache / f"{saved.stem}.pkl").write_bytes(pickle.dumps(Payload()))
+    assert Assistant(settings).ask(post).narratives == first.narratives
+    assert not marker.exists()
+
+    saved.write_bytes(b"PK\x03\x04 damaged")
+    again = Assistant(settings).ask(post)
+    assert again.narratives == first.narratives and not marker.exists()
+    with np.load(next(cache.glob("matcher-*.npz")), allow_pickle=False) as arrays:
+        assert "meta" in arrays.files  # refitted and rewritten

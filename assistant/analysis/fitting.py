@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import pickle
+import zipfile
 from importlib.metadata import version
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from ..text import clean
 from .analyzer import ExampleTable, example_table, post_frames
 from .claims import ClaimFrames
 from .matcher import MarkerIndex, NarrativeMatcher
+from .matcher_file import load_matcher, save_matcher
 
 MAPPING = REPO_ROOT / "evals" / "semeval2021_task6_mapping.json"
 MATCHER_VERSION = "31"  # bump when the matcher's features or model change, to refit cached matchers
@@ -65,18 +66,17 @@ def load_or_fit_matcher(kb: KnowledgeBase, store, embedder, manifest, markers: M
     fitted matcher, and the examples it was fitted on, from `cache_dir` instead of the store."""
     ids = list(kb.narratives)
     key = matcher_key(kb, manifest.digests.get("examples", manifest.generation), ids, markers, matching, embedder.name)
-    cache = Path(cache_dir) / f"matcher-{key}.pkl"
+    cache = Path(cache_dir) / f"matcher-{key}.npz"
     if cache.is_file():
         try:
-            with open(cache, "rb") as handle:
-                matcher, table = pickle.load(handle)
-            return matcher, table
-        except Exception:
+            return load_matcher(cache, markers, ClaimFrames([kb.narratives[i] for i in ids], kb.concepts))
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
             pass  # a damaged or older cache is refitted below
     table = example_table(store.all_items("examples", manifest.generation), embedder.dimension)
     matcher = fit_matcher(kb, table, embedder, ids, markers, matching)
-    # Files fitted for an older index or settings are stale; with no room (a full disk) the next start refits.
-    replace_cache_file(cache, lambda handle: pickle.dump((matcher, table), handle), stale="matcher-*.pkl")
+    # Files fitted for an older index or settings are stale (and pickles from before this format, which are never
+    # read); with no room (a full disk) the next start refits.
+    replace_cache_file(cache, lambda handle: save_matcher(handle, matcher, table), stale="matcher-*.[np][pk][zl]")  # .npz and old .pkl
     return matcher, table
 
 
