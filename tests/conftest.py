@@ -27,20 +27,13 @@ def pytest_runtest_makereport(item, call):
     setattr(item, f"rep_{report.when}", report)
 
 
-@pytest.fixture(scope="session")
-def _shared_cache_dir(tmp_path_factory) -> Path:
-    """One cache for the whole run, as one user's machine has: the encoder is unpacked once."""
-    return tmp_path_factory.mktemp("cache")
-
-
 @pytest.fixture(autouse=True)
-def _isolated_environment(tmp_path_factory, monkeypatch, _shared_cache_dir):
+def _isolated_environment(tmp_path_factory, monkeypatch):
     """No test reads or writes the user's data dir, cache, keys or endpoints."""
     for key in list(os.environ):
         if key.startswith(("NARRATIVE_LENS_", "OPENAI_")):
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("NARRATIVE_LENS_DATA_DIR", str(tmp_path_factory.mktemp("data")))
-    monkeypatch.setenv("NARRATIVE_LENS_CACHE_DIR", str(_shared_cache_dir))
     monkeypatch.setenv("ANONYMIZED_TELEMETRY", "False")
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
 

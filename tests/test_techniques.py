@@ -246,7 +246,7 @@ def fitted(kb):
     from assistant.settings import Settings
 
     settings = Settings()
-    embeddings = get_embeddings(settings.embeddings, cache_dir=settings.cache_dir)
+    embeddings = get_embeddings(settings.embeddings)
     encode = lambda texts: embeddings.encode(texts, normalised=True)  # noqa: E731
     model = fit_from_knowledge_base(kb, SEMEVAL, encode)
     cues = cue_finder(kb)

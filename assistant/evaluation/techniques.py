@@ -225,7 +225,7 @@ def _resolve(subject, path: Path, semeval_dir: Path | None, model=None, cues=Non
             from ..settings import Settings
 
             settings = Settings()
-            embeddings = get_embeddings(settings.embeddings, cache_dir=settings.cache_dir)
+            embeddings = get_embeddings(settings.embeddings)
         return model_predictor(model, lambda xs: embeddings.encode(xs, normalised=True), cues), "technique model"
     if hasattr(subject, "kb") and hasattr(subject, "embeddings"):  # an Assistant
         model = getattr(subject, "technique_model", None)
@@ -398,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..settings import Settings
 
     settings = Settings()
-    embeddings = get_embeddings(settings.embeddings, cache_dir=settings.cache_dir)
+    embeddings = get_embeddings(settings.embeddings)
     try:
         kb = load_knowledge_base(settings.corpus_dir)
         if args.model_dir:
