@@ -21,7 +21,7 @@ from ..analysis.models import Analysis
 from ..corpus import KnowledgeBase
 from ..errors import LLMUnavailable  # noqa: F401  (also imported from this module)
 from ..settings import LLMSettings
-from ..text import HAN
+from ..text import HAN, normalise
 from .citations import MARKER
 from .endpoint import LLMWriter, describe_failure, llm_configured, make_chat_model, retryable  # noqa: F401  (their home)
 
@@ -82,8 +82,13 @@ Rules:
 LANGUAGE = {"en": "in English", "zh": "in Simplified Chinese (简体中文)"}
 
 
+# A post may try to close the fence early: "</post>" with look-alike brackets (folded by NFKC in normalise), an
+# invisible character inside the word (removed by normalise), or HTML entities for the brackets.
+_POST_TAG = re.compile(r"(?i)(?:<|&lt;?|&#0*60;?|&#x0*3c;?)\s*/?\s*p\W*o\W*s\W*t\s*(?:>|&gt;?|&#0*62;?|&#x0*3e;?)")
+
+
 def _fence(post: str) -> str:
-    return re.sub(r"(?i)</?\s*post\s*>", "[post tag removed]", post)
+    return _POST_TAG.sub("[post tag removed]", normalise(post).text)
 
 
 @dataclass
