@@ -69,8 +69,9 @@ def _read_post(text: str) -> str:
     if text != "-":
         return text
     raw = sys.stdin.buffer.read()
-    # Invalid bytes become U+FFFD rather than an error: a pasted post is analysed as far as it can be.
-    return raw.decode("utf-8", errors="replace")
+    # Invalid bytes arrive as lone surrogates, as they do in argv: the analysis replaces them with U+FFFD and
+    # says so, rather than failing, so a pasted post is analysed as far as it can be.
+    return raw.decode("utf-8", errors="surrogateescape")
 
 
 @app.command()

@@ -162,6 +162,9 @@ _HOMOGLYPH_KEYS = frozenset(chr(code) for code in HOMOGLYPHS)
 _VISIBLE = re.compile("[^\\s\\x00-\\x1f\\x7f" + "".join(re.escape(c) for c in sorted(ZERO_WIDTH)) + "]")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def prepare_post(text: str | None, max_chars: int) -> tuple[str, list[str]]:
     """Checks and trims a pasted post; returns the text to analyse and any notices (EmptyPost when blank)."""
     from .errors import EmptyPost
@@ -169,6 +172,9 @@ def prepare_post(text: str | None, max_chars: int) -> tuple[str, list[str]]:
     if text is None or not _VISIBLE.search(text):
         raise EmptyPost("the post is empty: paste the text of a post to analyse")
     notices = []
+    if _SURROGATE.search(text):  # undecodable bytes (argv, a pipe) arrive as lone surrogates, which nothing can encode
+        text = _SURROGATE.sub("\ufffd", text)
+        notices.append("Part of the post was not valid text (undecodable bytes); each such byte is shown as \ufffd.")
     if len(text) > max_chars:
         notices.append(f"The post is {len(text):,} characters long; only the first {max_chars:,} characters were analysed.")
         text = text[:max_chars]

@@ -321,3 +321,14 @@ def test_matches_survive_evasion_transforms(shipped_assistant):
     assert all(row["matched"] >= 80 for row in report.values())
     low = {name: row["share"] for name, row in report.items() if row["share"] < 0.9}
     assert not low, f"matches lost to evasion: {low}"
+
+
+def test_undecodable_bytes_in_argv_and_stdin_get_a_notice_not_a_traceback(mini_corpus, tmp_path):
+    command = [os.fsencode(VENV_BIN / "narrative-lens"), b"--data-dir", os.fsencode(tmp_path / "data"),
+               b"--corpus-dir", os.fsencode(mini_corpus), b"ask"]
+    env = {**os.environ, "LC_ALL": "C.UTF-8"}
+    for args, stdin in (([b"Cotton is machine-picked \xff\xfe lab"], None), ([b"-"], b"Cotton \xff is machine-picked")):
+        done = subprocess.run(command + args, input=stdin, capture_output=True, env=env, timeout=300)
+        out = done.stdout.decode("utf-8") + done.stderr.decode("utf-8", "replace")
+        assert done.returncode == 0 and "Traceback" not in out, out[-2000:]
+        assert "not valid text" in out and "\ufffd" in out
