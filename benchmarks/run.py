@@ -138,7 +138,7 @@ def main() -> None:
     assistant.technique_model
     technique_s = time.perf_counter() - started
     started = time.perf_counter()
-    assistant.analyzer
+    assistant.prepare()
     fit_s = time.perf_counter() - started
     items = sum(report.counts.values())
     rows.append(("index build, shipped corpus", f"{build_s:.1f} s", f"{items} items"))
@@ -170,7 +170,7 @@ def main() -> None:
         add_synthetic_passages(assistant, size - total, seed=size)
         total = size
         assistant.__dict__.pop("analyzer", None)
-        assistant.analyzer
+        assistant.prepare()
         latency(assistant, texts[:10])
         times = latency(assistant, texts)
         rows.append((

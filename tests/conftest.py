@@ -262,7 +262,7 @@ def shipped_assistant(tmp_path_factory):
 
     settings = Settings(data_dir=tmp_path_factory.mktemp("shipped-data"), corpus_dir=REPO / "corpus")
     assistant = Assistant(settings)
-    assistant.analyzer  # builds the index and fits the matcher once
+    assistant.prepare()  # builds the index and fits the matcher once
     return assistant
 
 

@@ -118,6 +118,9 @@ class FakeAssistant:
         self.analyzer = type("A", (), {"matcher": type("M", (), {"threshold": 0.5})()})()
         self.embeddings = type("E", (), {"encode": staticmethod(lambda texts: [[0.0] for _ in texts])})()
 
+    def prepare(self):
+        return self
+
     def ask(self, text, mode=None):
         if text in self.failing:
             raise self.error

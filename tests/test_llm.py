@@ -371,7 +371,7 @@ def test_endpoint_down_gives_the_offline_answer_with_a_notice(monkeypatch, share
     monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{free_port()}/v1")
     monkeypatch.setenv("NARRATIVE_LENS_LLM__BACKOFF_S", "0.2")
     assistant = assistant_for(shared_data)
-    assistant.analyzer  # index and matcher ready: the clock measures the failure only
+    assistant.prepare()  # index and matcher ready: the clock measures the failure only
     started = time.monotonic()
     answer = assistant.ask(POST)
     assert time.monotonic() - started < 10

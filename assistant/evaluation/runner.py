@@ -99,7 +99,7 @@ def evaluate(
 ) -> tuple[dict, list[Answer | None]]:
     """Offline: posts are answered in batches (throughput), and single-post latency is measured on a sample.
     LLM mode: one post at a time, with faithfulness."""
-    assistant.analyzer  # load and fit before the clock starts
+    assistant.prepare()  # load and fit before the clock starts
     assistant.embeddings.encode(["warm-up"])  # a cached fit skips the encoder; loading it is cold start, not throughput
     predictions: list[Prediction] = []
     answers: list[Answer | None] = []
