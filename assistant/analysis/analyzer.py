@@ -120,7 +120,7 @@ def post_frames(frames, text: str) -> np.ndarray:
 
 
 class CitationBook:
-    """Numbers citations in order of first use, one number per (source, locator, text)."""
+    """Numbers citations in order of first use, one number per (source, locator)."""
 
     def __init__(self, kb: KnowledgeBase):
         self.kb = kb
@@ -131,9 +131,15 @@ class CitationBook:
         record = self.kb.sources.get(source_id)
         if record is None and "title" not in extra:
             return None
-        key = (source_id, locator, text)
+        # One number per place in a source: two notes from the same page are one citation holding both, so a reader
+        # never sees the same source and locator under two numbers.
+        key = (source_id, locator)
         if key in self._keys:
-            return self._keys[key]
+            number = self._keys[key]
+            held = self.items[number - 1]
+            if text and text not in held.text:
+                self.items[number - 1] = held.model_copy(update={"text": f"{held.text}\n\n{text}" if held.text else text})
+            return number
         number = len(self.items) + 1
         self.items.append(
             Citation(
