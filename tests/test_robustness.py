@@ -297,7 +297,7 @@ def test_twenty_simultaneous_users_each_get_their_own_answer(watched_app, monkey
 def test_app_logs_hold_no_post_text_or_key_and_it_talks_only_to_loopback(watched_app):
     from gradio_client import Client
 
-    secret_post = "Unique post text 7f3a9 about Fort Detrick and the US Army lab."
+    secret_post = "Unique post text 7f3a9: the virus leaked from Fort Detrick, the US Army lab."
     answer = Client(watched_app["url"], verbose=False).predict(secret_post, api_name="/analyze")
     assert answer["narratives"], "the post was not analysed"
     log = flushed_log(watched_app)

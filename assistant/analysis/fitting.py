@@ -26,7 +26,7 @@ from .matcher import MarkerIndex, NarrativeMatcher
 from .matcher_file import load_matcher, save_matcher
 
 MAPPING = REPO_ROOT / "evals" / "semeval2021_task6_mapping.json"
-MATCHER_VERSION = "31"  # bump when the matcher's features or model change, to refit cached matchers
+MATCHER_VERSION = "32"  # bump when the matcher's features or model change, to refit cached matchers
 
 
 def matcher_key(kb: KnowledgeBase, examples_digest: str, ids: list[str], markers: MarkerIndex, matching: MatchingSettings,

@@ -59,9 +59,14 @@ def quoted(text: str, spans: list[tuple[int, int]]) -> bool:
     return False
 
 
+# Identifiers of three or more hyphen-joined parts ("covid-origin-blame-us", URL slugs) are names, not prose: the
+# "blame" in a narrative's id is nobody blaming anyone.
+_SLUG = re.compile(r"\b[\w]+(?:-[\w]+){2,}\b")
+
+
 def stance_cues(text: str) -> np.ndarray:
     """How many cues of each kind (reports, refutes, attributes to the narrative's side) the text has, capped at 3."""
-    lowered = text.lower()
+    lowered = _SLUG.sub(" ", text.lower())
     return np.array([min(3, len(_PATTERNS[kind].findall(lowered))) for kind in KINDS], dtype=np.float32)
 
 
